@@ -1,0 +1,224 @@
+"""
+The session factory of one SockJS endpoint: its sessions by id, the user's protocol
+factory it wraps, the one flush per reactor turn, and logging.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.logger import Logger
+
+from ._framing import closeFrame, quoteMessage
+from ._options import SockJSOptions
+from ._session import GO_AWAY, ConnectionInfo, Session
+from .interfaces import ISessionSink
+
+__all__ = ["SessionFactory"]
+
+TOO_MANY_SESSIONS = (1013, "Too many sessions")
+
+_severityLevels = {"debug": "debug", "info": "info", "error": "error"}
+
+
+def _decodeMessage(data: bytes) -> str:
+    if type(data) is not bytes:
+        raise TypeError(
+            f"transport.write() takes bytes (one UTF-8 message), not {type(data).__name__}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"transport.write() takes UTF-8 text: {e}") from None
+
+
+class SessionFactory:
+    """
+    Turns SockJS sessions of one endpoint into protocols built by the wrapped factory.
+
+    :ivar options: The endpoint's options.
+    :ivar clock: The reactor's clock that drives every timer.
+    :ivar highWater: Queued bytes past which a session pauses its protocol's producer.
+    :ivar maxQueue: Queued bytes past which a session is closed (its protocol ignores
+        backpressure).
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        factory: IProtocolFactory,
+        options: SockJSOptions,
+        reactor: Optional[IReactorTime] = None,
+        highWater: int = 64 * 1024,
+        maxQueue: int = 16 * 1024 * 1024,
+    ) -> None:
+        """
+        :param factory: The user's protocol factory.
+        :param options: The endpoint's options.
+        :param reactor: Provides C{callLater}; the global reactor by default.
+        """
+        if reactor is None:
+            from twisted.internet import reactor as globalReactor
+
+            reactor = globalReactor  # type: ignore[assignment]
+        self.factory = factory
+        self.options = options
+        self.clock: IReactorTime = reactor  # type: ignore[assignment]
+        self.heartbeatDelay = options.heartbeat_delay
+        self.disconnectDelay = options.disconnect_delay
+        self.highWater = highWater
+        self.maxQueue = maxQueue
+        self._sessions: dict[str, Session] = {}
+        self._websockets: set[Session] = set()
+        self._pending: list[Session] = []
+        self._flushCall: Optional[IDelayedCall] = None
+        self._lastData: Optional[bytes] = None
+        self._lastQuoted = ""
+        self._started = False
+
+    # -- the wrapped factory's lifecycle ----------------------------------------------
+
+    def start(self) -> None:
+        """
+        Start the wrapped factory (once).
+        """
+        if not self._started:
+            self._started = True
+            self.factory.doStart()
+
+    def stop(self) -> None:
+        """
+        Stop the wrapped factory, if it was started.
+        """
+        if self._started:
+            self._started = False
+            self.factory.doStop()
+
+    # -- sessions -----------------------------------------------------------------------
+
+    def getSession(self, sessionId: str) -> Optional[Session]:
+        """
+        The HTTP session with this id, if any.
+        """
+        return self._sessions.get(sessionId)
+
+    def openSessions(self) -> list[Session]:
+        """
+        Every session this endpoint holds now, HTTP and websocket.
+        """
+        return [*self._sessions.values(), *self._websockets]
+
+    def __len__(self) -> int:
+        return len(self._sessions) + len(self._websockets)
+
+    def openSession(
+        self,
+        sessionId: Optional[str],
+        sink: ISessionSink,
+        info: ConnectionInfo,
+        registered: bool = True,
+        framed: bool = True,
+    ) -> Optional[Session]:
+        """
+        Open a new session whose first receiving connection is C{sink}, or refuse it with
+        a close frame when the limit of sessions is reached or the wrapped factory's
+        C{buildProtocol} returns C{None}.
+        """
+        maxSessions = self.options.max_sessions
+        if maxSessions is not None and len(self) >= maxSessions:
+            self.logMessage("error", "SockJS session refused: too many sessions")
+            self._refuse(sink, TOO_MANY_SESSIONS)
+            return None
+        self.start()
+        try:
+            protocol = self.factory.buildProtocol(info.peer)
+        except BaseException:
+            self.log.failure("SockJS session refused: buildProtocol raised")
+            protocol = None
+        if protocol is None:
+            self._refuse(sink, GO_AWAY)
+            return None
+        session = Session(self, sessionId, protocol, registered, framed)
+        if registered:
+            assert sessionId is not None
+            self._sessions[sessionId] = session
+        else:
+            self._websockets.add(session)
+        session.attach(sink, info)
+        return session
+
+    def _refuse(self, sink: ISessionSink, close: tuple[int, str]) -> None:
+        sink.writeFrame(closeFrame(*close))
+        sink.finishSink(*close)
+
+    def discard(self, session: Session) -> None:
+        """
+        Forget an HTTP session whose disconnect timer ran out.
+        """
+        if session.sessionId is not None and self._sessions.get(session.sessionId) is session:
+            del self._sessions[session.sessionId]
+
+    def sessionLost(self, session: Session) -> None:
+        """
+        C{session} gave its protocol C{connectionLost}; a websocket session is gone.
+        """
+        self._websockets.discard(session)
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def quote(self, data: bytes, framed: bool) -> str:
+        """
+        Check and prepare one outgoing message: quoted JSON for framed sessions, text for
+        raw websockets.  The same bytes object written to many sessions in a row (a
+        broadcast) is quoted once.
+        """
+        if not framed:
+            return _decodeMessage(data)
+        if data is self._lastData:
+            return self._lastQuoted
+        quoted = quoteMessage(_decodeMessage(data))
+        self._lastData = data
+        self._lastQuoted = quoted
+        return quoted
+
+    def scheduleFlush(self, session: Session) -> None:
+        """
+        Flush C{session} in the next reactor turn, together with every other session
+        written to in this one.
+        """
+        self._pending.append(session)
+        if self._flushCall is None:
+            self._flushCall = self.clock.callLater(0, self._flushPending)
+
+    def _flushPending(self) -> None:
+        self._flushCall = None
+        pending = self._pending
+        self._pending = []
+        self._lastData = None
+        for session in pending:
+            session.flush()
+
+    # -- logging ---------------------------------------------------------------------------
+
+    def logMessage(self, severity: str, message: str) -> None:
+        """
+        Log through the C{log} option, or to L{twisted.logger}.
+        """
+        custom = self.options.log
+        if custom is not None:
+            custom(severity, message)
+            return
+        level: Any = getattr(self.log, _severityLevels.get(severity, "info"))
+        level("{message}", message=message)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    def closeAll(self, code: int, reason: str) -> None:
+        """
+        Close every session with C{code} and C{reason}, giving every protocol its
+        C{connectionLost} now.
+        """
+        for session in self.openSessions():
+            session.shutdown(code, reason)

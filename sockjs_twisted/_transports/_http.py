@@ -1,0 +1,338 @@
+"""
+Plumbing shared by the HTTP transports: CORS, caching and cookie headers, short text
+answers, the connection info a session keeps, and the response sinks that carry frames.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, ClassVar, Optional
+
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IPushProducer
+from twisted.python.failure import Failure
+from twisted.web.http import datetimeToString
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
+
+from .._framing import messageFrame
+from .._options import SockJSOptions
+from .._registry import SessionFactory
+from .._session import ConnectionInfo, Session
+from ..interfaces import ISessionSink
+
+ONE_YEAR = 365 * 24 * 60 * 60
+NO_CACHE = b"no-store, no-cache, no-transform, must-revalidate, max-age=0"
+CACHE_FOREVER = b"public, max-age=%d" % ONE_YEAR
+
+TEXT_PLAIN = b"text/plain; charset=UTF-8"
+APPLICATION_JAVASCRIPT = b"application/javascript; charset=UTF-8"
+APPLICATION_JSON = b"application/json; charset=UTF-8"
+TEXT_HTML = b"text/html; charset=UTF-8"
+
+# Request headers a connection exposes (sockjs-node's list, plus origin and the other
+# X-Forwarded-* headers).  Cookies are never among them.
+EXPOSED_HEADERS = (
+    b"referer",
+    b"x-client-ip",
+    b"x-forwarded-for",
+    b"x-forwarded-host",
+    b"x-forwarded-port",
+    b"x-forwarded-proto",
+    b"x-cluster-client-ip",
+    b"via",
+    b"x-real-ip",
+    b"x-ssl",
+    b"dnt",
+    b"host",
+    b"user-agent",
+    b"accept-language",
+    b"origin",
+)
+
+# A header value we echo (Origin, Access-Control-Request-Headers) must be printable ASCII:
+# nothing that could split or smuggle a response header.
+_SAFE_HEADER_VALUE = re.compile(rb"[\x20-\x7e]*")
+
+
+def safeHeaderValue(value: Optional[bytes]) -> Optional[bytes]:
+    """
+    C{value} if it is printable ASCII, else C{None}.
+    """
+    if value is None or _SAFE_HEADER_VALUE.fullmatch(value) is None:
+        return None
+    return value
+
+
+def originAllowed(origin: Optional[bytes], options: SockJSOptions) -> bool:
+    """
+    Does the origin policy allow C{origin} (the raw header value)?  Requests without an
+    Origin (not from a browser page) are always allowed; junk never is, once a policy is
+    set.
+    """
+    allowed = options.allowed_origins
+    if allowed is None or origin is None:
+        return True
+    if safeHeaderValue(origin) is None:
+        return False
+    return _matchOrigin(origin.decode("ascii"), allowed)
+
+
+def _matchOrigin(origin: str, patterns: tuple[str, ...]) -> bool:
+    for pattern in patterns:
+        if pattern == "*" or pattern == origin:
+            return True
+        if "*" in pattern:
+            regex = ".*".join(re.escape(part) for part in pattern.split("*"))
+            if re.fullmatch(regex, origin):
+                return True
+    return False
+
+
+def setCORS(request: IRequest, options: SockJSOptions) -> None:
+    """
+    Add the CORS headers: the request's origin echoed with credentials allowed, or C{*}.
+    """
+    if options.disable_cors:
+        return
+    rawOrigin = request.getHeader(b"origin")
+    if not originAllowed(rawOrigin, options):
+        request.setHeader(b"Vary", b"Origin")
+        return
+    origin = safeHeaderValue(rawOrigin)
+    if origin:
+        request.setHeader(b"Access-Control-Allow-Origin", origin)
+        request.setHeader(b"Access-Control-Allow-Credentials", b"true")
+    else:
+        request.setHeader(b"Access-Control-Allow-Origin", b"*")
+    request.setHeader(b"Vary", b"Origin")
+    headers = safeHeaderValue(request.getHeader(b"access-control-request-headers"))
+    if headers:
+        request.setHeader(b"Access-Control-Allow-Headers", headers)
+
+
+def setNoCache(request: IRequest) -> None:
+    """
+    Forbid caching: the answer is private and fresh.
+    """
+    request.setHeader(b"Cache-Control", NO_CACHE)
+
+
+def setCacheForever(request: IRequest) -> None:
+    """
+    Allow caching for a year.
+    """
+    request.setHeader(b"Cache-Control", CACHE_FOREVER)
+    request.setHeader(b"Expires", datetimeToString(time.time() + ONE_YEAR))
+    request.setHeader(b"Access-Control-Max-Age", b"%d" % ONE_YEAR)
+
+
+def setCookie(request: IRequest, options: SockJSOptions) -> None:
+    """
+    Set the C{JSESSIONID} cookie as the C{jsessionid} option asks.
+    """
+    policy = options.jsessionid
+    if policy is False:
+        return
+    if policy is True:
+        value = request.getCookie(b"JSESSIONID") or b"dummy"
+        if safeHeaderValue(value) is None or b";" in value:
+            value = b"dummy"
+        request.setHeader(b"Set-Cookie", b"JSESSIONID=" + value + b"; path=/")
+    else:
+        policy(request)
+
+
+def text(request: IRequest, code: int, body: str) -> bytes:
+    """
+    Answer with C{code} and a short plain-text body.
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", TEXT_PLAIN)
+    return body.encode("utf-8")
+
+
+def notFound(request: IRequest) -> bytes:
+    """
+    Answer 404.
+    """
+    return text(request, 404, "Not found.")
+
+
+def notAllowed(request: IRequest, allowed: bytes) -> bytes:
+    """
+    Answer 405 with an C{Allow} header, no body and no content type.
+    """
+    request.setResponseCode(405)
+    request.setHeader(b"Allow", allowed)
+    return b""
+
+
+def answerOptions(request: IRequest, options: SockJSOptions, methods: bytes) -> bytes:
+    """
+    Answer a CORS preflight: 204, cacheable, allowing C{methods}.
+    """
+    request.setResponseCode(204)
+    setCacheForever(request)
+    setCORS(request, options)
+    request.setHeader(b"Access-Control-Allow-Methods", methods)
+    return b""
+
+
+def connectionInfo(request: IRequest) -> ConnectionInfo:
+    """
+    What a session keeps of a receiving request.
+    """
+    raw = request.requestHeaders
+    headers: dict[str, str] = {}
+    for name in EXPOSED_HEADERS:
+        values = raw.getRawHeaders(name)
+        if values:
+            headers[name.decode("ascii")] = values[-1].decode("latin-1")
+    return ConnectionInfo(
+        peer=request.getClientAddress(),
+        host=request.getHost(),
+        headers=headers,
+        url=request.uri.decode("latin-1"),
+    )
+
+
+class TransportResource(Resource):
+    """
+    One transport of one endpoint.  The router calls L{renderSession} with the session id
+    from the URL; C{methods} maps HTTP methods to handler names.
+    """
+
+    isLeaf = True
+    methods: ClassVar[dict[bytes, str]] = {}
+    allowed: ClassVar[bytes] = b""
+
+    def __init__(self, registry: SessionFactory) -> None:
+        super().__init__()
+        self.registry = registry
+        self.options = registry.options
+
+    def renderSession(self, request: IRequest, sessionId: str) -> Any:
+        """
+        Dispatch on the method, setting the cookie first as sockjs-node does.
+        """
+        handler = self.methods.get(request.method)
+        if handler is None:
+            return notAllowed(request, self.allowed)
+        setCookie(request, self.options)
+        return getattr(self, handler)(request, sessionId)
+
+    def options_(self, request: IRequest, sessionId: str) -> bytes:
+        return answerOptions(request, self.options, self.allowed)
+
+    def receive(self, request: IRequest, sessionId: str, sink: ResponseSink) -> object:
+        """
+        Attach a receiving response to its session, opening the session if it is new.
+        """
+        info = connectionInfo(request)
+        session = self.registry.getSession(sessionId)
+        if session is None:
+            self.registry.openSession(sessionId, sink, info)
+        else:
+            session.attach(sink, info)
+        return NOT_DONE_YET
+
+
+@implementer(ISessionSink, IPushProducer)
+class ResponseSink:
+    """
+    An HTTP response that carries frames of one session.  A polling sink ends after one
+    frame; a streaming one after C{response_limit} bytes of frames.  It follows the TCP
+    connection as a producer, so a reader that stops reading stops the flow.
+    """
+
+    __slots__ = ("_request", "_session", "sinkPaused", "_done", "_sent", "_limit")
+
+    protocolName: ClassVar[str] = ""
+    streaming: ClassVar[bool] = False
+
+    def __init__(self, request: IRequest, limit: int) -> None:
+        self._request = request
+        self._session: Optional[Session] = None
+        self.sinkPaused = False
+        self._done = False
+        self._sent = 0
+        self._limit = limit
+        request.notifyFinish().addBoth(self._requestDone)
+        if self.streaming:
+            request.registerProducer(self, True)
+
+    def start(self) -> None:
+        """
+        Write what precedes the first frame.
+        """
+
+    def wrap(self, frame: str) -> bytes:
+        """
+        Frame C{frame} for this transport.
+        """
+        raise NotImplementedError()
+
+    # ISessionSink
+
+    def bindSession(self, session: Session) -> None:
+        self._session = session
+
+    def writeFrame(self, frame: str) -> None:
+        if self._done:
+            return
+        data = self.wrap(frame)
+        self._request.write(data)
+        if self.streaming:
+            self._sent += len(data)
+            if self._sent < self._limit:
+                return
+        self._end()
+
+    def writeMessages(self, quoted: list[str]) -> None:
+        self.writeFrame(messageFrame(quoted))
+
+    def finishSink(self, code: int, reason: str) -> None:
+        if not self._done:
+            self._done = True
+            self._finishRequest()
+
+    # IPushProducer, driven by the TCP connection
+
+    def pauseProducing(self) -> None:
+        self.sinkPaused = True
+
+    def resumeProducing(self) -> None:
+        self.sinkPaused = False
+        session = self._session
+        if session is not None and not self._done:
+            session.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.sinkPaused = True
+
+    # internals
+
+    def _finishRequest(self) -> None:
+        request = self._request
+        if self.streaming:
+            request.unregisterProducer()
+        request.finish()
+
+    def _end(self) -> None:
+        self._done = True
+        self._finishRequest()
+        session = self._session
+        if session is not None:
+            session.detach(self, aborted=False)
+
+    def _requestDone(self, result: object) -> None:
+        if self._done:
+            return
+        self._done = True
+        session = self._session
+        if session is not None:
+            session.detach(self, aborted=isinstance(result, Failure))

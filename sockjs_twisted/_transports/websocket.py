@@ -1,0 +1,176 @@
+"""
+The websocket transports, served by Autobahn inside the resource tree: the SockJS websocket
+(C{.../<server>/<session>/websocket}, framed) and the raw one (C{/websocket}: one
+websocket message per SockJS message, no framing, no heartbeats).
+
+A small gate resource answers what the protocol suite wants of requests that are not
+websocket upgrades (400 / 405 with SockJS's bodies, 404 when websockets are off) before
+Autobahn's L{WebSocketResource} takes the connection over.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+from .._framing import BrokenFraming, decodeWebSocketPayload, messageFrame
+from .._registry import SessionFactory
+from .._session import ConnectionInfo, Session
+from ..interfaces import ISessionSink
+from ._http import notAllowed, notFound, originAllowed, text
+
+BROKEN_FRAMING = (3000, "Broken framing.")
+
+# Close codes a server may put on the wire: 1000-1014 as registered, and 3000-4999.
+_WIRE_CODES = frozenset(range(1000, 1015)) - {1004, 1005, 1006}
+
+
+def _wireCode(code: int) -> int:
+    return code if code in _WIRE_CODES or 3000 <= code <= 4999 else 1000
+
+
+@implementer(ISessionSink)
+class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+    """
+    One websocket connection, and the sink of the one session it carries.
+    """
+
+    factory: SockJSWebSocketFactory
+    sinkPaused = False
+    _session: Optional[Session] = None
+    _info: Optional[ConnectionInfo] = None
+
+    @property
+    def protocolName(self) -> str:  # type: ignore[override]
+        return "websocket" if self.factory.framed else "websocket-raw"
+
+    def onConnect(self, request: Any) -> None:
+        exposed: dict[str, str] = {}
+        for name in self.factory.exposedHeaders:
+            value = request.headers.get(name)
+            if value is not None:
+                exposed[name] = value
+        self._info = ConnectionInfo(
+            peer=self.transport.getPeer(),
+            host=self.transport.getHost(),
+            headers=exposed,
+            url=self.http_request_uri,
+        )
+
+    def onOpen(self) -> None:
+        assert self._info is not None
+        sessionId: Optional[str] = None
+        if self.factory.framed:
+            sessionId = self._info.url.split("?", 1)[0].split("/")[-2]
+        self.factory.registry.openSession(
+            sessionId, self, self._info, registered=False, framed=self.factory.framed
+        )
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        session = self._session
+        if session is None:
+            return
+        if not self.factory.framed:
+            session.messagesReceived([payload])
+            return
+        try:
+            messages = decodeWebSocketPayload(payload.decode("utf-8"))
+        except (BrokenFraming, UnicodeDecodeError) as e:
+            session.fail(BROKEN_FRAMING, f"broken framing: {e}")
+            return
+        session.messagesReceived(messages)
+
+    def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
+        session = self._session
+        if session is not None:
+            self._session = None
+            session.detach(self, aborted=not wasClean)
+
+    # ISessionSink
+
+    def bindSession(self, session: Session) -> None:
+        self._session = session
+
+    def writeFrame(self, frame: str) -> None:
+        if self.factory.framed:
+            self.sendMessage(frame.encode("utf-8"))
+
+    def writeMessages(self, quoted: list[str]) -> None:
+        if self.factory.framed:
+            self.sendMessage(messageFrame(quoted).encode("utf-8"))
+        else:
+            for message in quoted:
+                self.sendMessage(message.encode("utf-8"))
+
+    def finishSink(self, code: int, reason: str) -> None:
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(_wireCode(code), reason.encode("utf-8")[:123])
+
+
+class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
+    """
+    Builds the websocket protocols of one endpoint, framed or raw.
+    """
+
+    protocol = SockJSWebSocketProtocol
+    exposedHeaders: tuple[str, ...] = ()
+
+    def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
+        super().__init__(reactor=reactor)
+        from ._http import EXPOSED_HEADERS
+
+        self.exposedHeaders = tuple(h.decode("ascii") for h in EXPOSED_HEADERS)
+        self.registry = registry
+        self.framed = framed
+        self.server = "SockJS-Twisted"
+        options = registry.options
+        self.setProtocolOptions(
+            autoPingInterval=0,
+            maxMessagePayloadSize=options.max_message_size,
+            maxFramePayloadSize=options.max_message_size,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=5,
+            tcpNoDelay=True,
+        )
+
+
+class WebSocketGate(Resource):
+    """
+    Answers non-upgrade requests to a websocket URL the way SockJS wants, then hands
+    real upgrades to Autobahn.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
+        super().__init__()
+        self.options = registry.options
+        self._upgrade = WebSocketResource(SockJSWebSocketFactory(registry, framed, reactor))
+
+    def renderSession(self, request: IRequest, sessionId: str) -> Any:
+        return self.render(request)
+
+    def render(self, request: IRequest) -> Any:
+        if not self.options.websocket:
+            return notFound(request)
+        if request.method != b"GET":
+            return notAllowed(request, b"GET")
+        if (request.getHeader(b"upgrade") or b"").lower() != b"websocket":
+            return text(request, 400, 'Can "Upgrade" only to "WebSocket".')
+        connection = request.getHeader(b"connection") or b""
+        if b"upgrade" not in [t.strip().lower() for t in connection.split(b",")]:
+            return text(request, 400, '"Connection" must be "Upgrade".')
+        if not originAllowed(request.getHeader(b"origin"), self.options):
+            return text(request, 403, "Origin not allowed.")
+        channel = request.channel
+        result = self._upgrade.render(request)
+        # The connection is Autobahn's now: twisted.web must not time it out.
+        channel.setTimeout(None)
+        return result

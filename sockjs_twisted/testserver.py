@@ -1,0 +1,144 @@
+"""
+The standard SockJS test services, as the protocol suite and sockjs-node's test server
+define them: echo, close, disabled_websocket_echo, cookie_needed_echo, ticker, amplify,
+broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+
+from ._resource import SockJSResource
+
+__all__ = [
+    "AmplifyFactory",
+    "BroadcastFactory",
+    "CloseFactory",
+    "EchoFactory",
+    "TickerFactory",
+    "testServices",
+]
+
+
+class Echo(Protocol):
+    """
+    Sends every message back.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class EchoFactory(Factory):
+    protocol = Echo
+
+
+class Close(Protocol):
+    """
+    Closes each new session with C{3000 "Go away!"}.
+    """
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()
+
+
+class CloseFactory(Factory):
+    protocol = Close
+
+
+class Ticker(Protocol):
+    """
+    Sends C{tick!} every second.
+    """
+
+    factory: TickerFactory
+
+    def connectionMade(self) -> None:
+        self._ticks = LoopingCall(self.transport.write, b"tick!")
+        self._ticks.clock = self.factory.clock
+        self._ticks.start(1.0, now=False)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._ticks.stop()
+
+
+class TickerFactory(Factory):
+    protocol = Ticker
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+
+
+class Amplify(Protocol):
+    """
+    Message C{n} gets back C{2**n} C{x} characters, C{n} clamped to 1..19.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            n = int(data)
+        except ValueError:
+            n = 1
+        n = min(max(n, 1), 19)
+        self.transport.write(b"x" * 2**n)
+
+
+class AmplifyFactory(Factory):
+    protocol = Amplify
+
+
+class Broadcast(Protocol):
+    """
+    Sends each message to every open session.
+    """
+
+    factory: BroadcastFactory
+
+    def connectionMade(self) -> None:
+        self.factory.members.add(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        for member in self.factory.members:
+            member.transport.write(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.factory.members.discard(self)
+
+
+class BroadcastFactory(Factory):
+    protocol = Broadcast
+
+    def __init__(self) -> None:
+        self.members: set[Broadcast] = set()
+
+
+def testServices(reactor: Optional[IReactorTime] = None, **options: Any) -> Resource:
+    """
+    A resource serving every test service below it (C{/echo}, C{/close}, ...).  C{options}
+    apply to every service; each service's own settings win.
+    """
+    if reactor is None:
+        from twisted.internet import reactor as globalReactor
+
+        reactor = globalReactor  # type: ignore[assignment]
+    assert reactor is not None
+    services: dict[str, tuple[Factory, dict[str, Any]]] = {
+        "echo": (EchoFactory(), {"response_limit": 4096}),
+        "disabled_websocket_echo": (EchoFactory(), {"websocket": False}),
+        "cookie_needed_echo": (EchoFactory(), {"jsessionid": True}),
+        "close": (CloseFactory(), {}),
+        "ticker": (TickerFactory(reactor), {}),
+        "amplify": (AmplifyFactory(), {}),
+        "broadcast": (BroadcastFactory(), {}),
+    }
+    root = Resource()
+    for name, (factory, own) in services.items():
+        settings = {**options, **own, "prefix": "/" + name}
+        root.putChild(name.encode("ascii"), SockJSResource(factory, reactor=reactor, **settings))
+    return root
