@@ -300,8 +300,9 @@ class Session:
             return
         if self.readyState == CLOSED:
             # Serve the close frame until the disconnect timer reaps the session.
-            sink.writeFrame(self._closeFrame)
-            sink.finishSink(*(self._close or GO_AWAY))
+            close = self._close or GO_AWAY
+            sink.writeFrame(self._closeFrame or closeFrame(*close))
+            sink.finishSink(*close)
             return
         if self.readyState <= OPEN:
             self._info = info

@@ -83,6 +83,10 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         try:
             messages = decodeWebSocketPayload(payload.decode("utf-8"))
         except (BrokenFraming, UnicodeDecodeError) as e:
+            # The protocol suite wants the connection terminated abruptly: no close
+            # frame of either kind, the TCP connection closed.
+            self._session = None
+            self.dropConnection(abort=False)
             session.fail(BROKEN_FRAMING, f"broken framing: {e}")
             return
         session.messagesReceived(messages)
@@ -99,10 +103,12 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         self._session = session
 
     def writeFrame(self, frame: str) -> None:
-        if self.factory.framed:
+        if self.factory.framed and self.state == self.STATE_OPEN:
             self.sendMessage(frame.encode("utf-8"))
 
     def writeMessages(self, quoted: list[str]) -> None:
+        if self.state != self.STATE_OPEN:
+            return
         if self.factory.framed:
             self.sendMessage(messageFrame(quoted).encode("utf-8"))
         else:
