@@ -1,8 +1,5 @@
 from setuptools import setup
 
-# The twistd plugin lives in the twisted.plugins namespace; it is shipped as a plain data
-# file (twisted/ has no __init__.py on purpose).
-setup(
-    data_files=[("twisted/plugins", ["twisted/plugins/sockjs_twisted_plugin.py"])],
-    py_modules=["twisted.plugins.sockjs_twisted_plugin"],
-)
+# The twistd plugin is a module of the twisted.plugins namespace package (twisted/ has no
+# __init__.py on purpose); everything else is in setup.cfg.
+setup(py_modules=["twisted.plugins.sockjs_twisted_plugin"])
