@@ -14,6 +14,7 @@ from twisted.web.resource import IResource, Resource
 
 from ._options import SockJSOptions
 from ._registry import SessionFactory
+from ._session import SHUTDOWN
 from ._static import Greeting, IFrame, Info
 from ._transports._http import notFound
 from ._transports.eventsource import EventSource
@@ -129,9 +130,10 @@ class SockJSResource(Resource):
             return self._notFound
         return _SessionURL(transport, sessionId)
 
-    def stop(self, code: int = 3000, reason: str = "Go away!") -> None:
+    def stop(self, code: int = SHUTDOWN[0], reason: str = SHUTDOWN[1]) -> None:
         """
-        Close every session of this endpoint and stop the wrapped factory.
+        Close every session of this endpoint (with C{1001 "Server shutting down"} by
+        default) and stop the wrapped factory.
         """
         self.sessions.closeAll(code, reason)
         self.sessions.stop()

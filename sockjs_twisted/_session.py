@@ -30,6 +30,7 @@ ANOTHER_CONNECTION = (2010, "Another connection still open")
 INTERRUPTED = (1002, "Connection interrupted")
 INTERNAL_ERROR = (1011, "Internal error")
 QUEUE_OVERFLOW = (1013, "Outgoing queue over limit")
+SHUTDOWN = (1001, "Server shutting down")
 
 _anotherConnectionFrame = closeFrame(*ANOTHER_CONNECTION)
 

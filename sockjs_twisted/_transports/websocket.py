@@ -16,7 +16,7 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from zope.interface import implementer
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
@@ -27,6 +27,7 @@ from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
 
 BROKEN_FRAMING = (3000, "Broken framing.")
+CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 # Close codes a server may put on the wire: 1000-1014 as registered, and 3000-4999.
 _WIRE_CODES = frozenset(range(1000, 1015)) - {1004, 1005, 1006}
@@ -46,6 +47,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
     sinkPaused = False
     _session: Optional[Session] = None
     _info: Optional[ConnectionInfo] = None
+    _closeTimer: Optional[IDelayedCall] = None
 
     @property
     def protocolName(self) -> str:  # type: ignore[override]
@@ -118,6 +120,19 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
     def finishSink(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(_wireCode(code), reason.encode("utf-8")[:123])
+            # Autobahn's own handshake timers run on the global reactor; ours runs on the
+            # endpoint's, so that a client that never answers the close is dropped.
+            self._closeTimer = self.factory.clock.callLater(
+                CLOSE_HANDSHAKE_TIMEOUT, self.dropConnection, abort=True
+            )
+
+    def connectionLost(self, reason: Any) -> None:
+        timer = self._closeTimer
+        if timer is not None:
+            self._closeTimer = None
+            if timer.active():
+                timer.cancel()
+        super().connectionLost(reason)
 
 
 class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
@@ -134,6 +149,7 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
 
         self.exposedHeaders = tuple(h.decode("ascii") for h in EXPOSED_HEADERS)
         self.registry = registry
+        self.clock = reactor
         self.framed = framed
         self.server = "SockJS-Twisted"
         options = registry.options
@@ -141,8 +157,10 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
             autoPingInterval=0,
             maxMessagePayloadSize=options.max_message_size,
             maxFramePayloadSize=options.max_message_size,
-            openHandshakeTimeout=10,
-            closeHandshakeTimeout=5,
+            # The upgrade request is complete when Autobahn sees it: no open handshake
+            # to time out.  The close handshake is timed by finishSink, on our clock.
+            openHandshakeTimeout=0,
+            closeHandshakeTimeout=0,
             tcpNoDelay=True,
         )
 
