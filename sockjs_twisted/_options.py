@@ -105,6 +105,9 @@ class SockJSOptions:
     :ivar max_body_size: Largest C{xhr_send} / C{jsonp_send} body, in bytes; larger ones
         get 413.
     :ivar max_sessions: Most sessions open at once on this endpoint (C{None}: no limit).
+    :ivar max_queue_size: Most memory, in bytes, a session's outgoing queue may hold while
+        its client does not read; past it the session is closed with C{1013}.  Protocols
+        that register a producer on their transport are paused long before (at 64 KiB).
     :ivar allowed_origins: C{None} allows every origin (sockjs-node's behaviour); a list of
         exact origins or patterns such as C{"https://*.example.com"} allows only those.
     """
@@ -121,6 +124,7 @@ class SockJSOptions:
     max_message_size: int = attr.ib(default=1024 * 1024, validator=_positiveInt)
     max_body_size: int = attr.ib(default=1024 * 1024, validator=_positiveInt)
     max_sessions: Optional[int] = attr.ib(default=None, validator=_optionalPositiveInt)
+    max_queue_size: int = attr.ib(default=4 * 1024 * 1024, validator=_positiveInt)
     allowed_origins: Optional[tuple[str, ...]] = attr.ib(
         default=None, converter=_tupleOrNone, validator=_origins
     )

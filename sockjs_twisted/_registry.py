@@ -41,7 +41,7 @@ class SessionFactory:
     :ivar clock: The reactor's clock that drives every timer.
     :ivar highWater: Queued bytes past which a session pauses its protocol's producer.
     :ivar maxQueue: Queued bytes past which a session is closed (its protocol ignores
-        backpressure).
+        backpressure): the C{max_queue_size} option.
     """
 
     log = Logger()
@@ -52,7 +52,6 @@ class SessionFactory:
         options: SockJSOptions,
         reactor: Optional[IReactorTime] = None,
         highWater: int = 64 * 1024,
-        maxQueue: int = 16 * 1024 * 1024,
     ) -> None:
         """
         :param factory: The user's protocol factory.
@@ -69,7 +68,7 @@ class SessionFactory:
         self.heartbeatDelay = options.heartbeat_delay
         self.disconnectDelay = options.disconnect_delay
         self.highWater = highWater
-        self.maxQueue = maxQueue
+        self.maxQueue = options.max_queue_size
         self._sessions: dict[str, Session] = {}
         self._websockets: set[Session] = set()
         self._pending: list[Session] = []

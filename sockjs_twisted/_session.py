@@ -34,6 +34,10 @@ SHUTDOWN = (1001, "Server shutting down")
 
 _anotherConnectionFrame = closeFrame(*ANOTHER_CONNECTION)
 
+# What a queued message costs beyond its characters (the str object and its list slot),
+# so that the queue limits bound memory, not only text.
+_ITEM_OVERHEAD = 64
+
 
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ConnectionInfo:
@@ -177,7 +181,7 @@ class Session:
             return
         quoted = self._factory.quote(data, self._framed)
         self._queue.append(quoted)
-        self._queuedBytes += len(quoted)
+        self._queuedBytes += len(quoted) + _ITEM_OVERHEAD
         if not self._dirty:
             self._dirty = True
             self._factory.scheduleFlush(self)

@@ -115,6 +115,14 @@ class Options(usage.Options):
             _positiveInt,
         ],
         [
+            "max-queue-size",
+            None,
+            4 * 1024 * 1024,
+            "Most memory, in bytes, a session's outgoing queue may hold for a client that "
+            "does not read.",
+            _positiveInt,
+        ],
+        [
             "max-sessions",
             None,
             None,
@@ -169,6 +177,7 @@ class Options(usage.Options):
             "max_message_size": self["max-message-size"],
             "max_body_size": self["max-body-size"],
             "max_sessions": self["max-sessions"],
+            "max_queue_size": self["max-queue-size"],
             "websocket": not self["no-websocket"],
             "jsessionid": bool(self["jsessionid"]),
             "disable_cors": bool(self["disable-cors"]),
@@ -225,7 +234,7 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
     else:
         root = testServices(reactor, **options)
         endpoints = list(root.children.values())  # type: ignore[arg-type]
-    site = SockJSSite(root, reactor=reactor)
+    site = SockJSSite(root, reactor=reactor, maxBodySize=options["max_body_size"])
     service = _SockJSService(endpoints)
     for description in config["endpoints"]:
         strports.service(description, site, reactor=reactor).setServiceParent(service)

@@ -29,6 +29,7 @@ class DefaultsTests(SynchronousTestCase):
         self.assertEqual(o.max_message_size, 1024 * 1024)
         self.assertEqual(o.max_body_size, 1024 * 1024)
         self.assertIsNone(o.max_sessions)
+        self.assertEqual(o.max_queue_size, 4 * 1024 * 1024)
         self.assertIsNone(o.allowed_origins)
 
     def test_jsessionidCallable(self) -> None:
@@ -65,6 +66,7 @@ class ValidationTests(SynchronousTestCase):
             ("max_message_size", 0),
             ("max_body_size", -5),
             ("max_sessions", 0),
+            ("max_queue_size", 0),
             ("allowed_origins", "https://a"),
             ("allowed_origins", [""]),
         ]:

@@ -16,7 +16,7 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from zope.interface import implementer
 
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 
@@ -37,7 +37,7 @@ def _wireCode(code: int) -> int:
     return code if code in _WIRE_CODES or 3000 <= code <= 4999 else 1000
 
 
-@implementer(ISessionSink)
+@implementer(ISessionSink, IPushProducer)
 class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
     """
     One websocket connection, and the sink of the one session it carries.
@@ -68,6 +68,12 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def onOpen(self) -> None:
         assert self._info is not None
+        # Follow the socket: the session queues while the kernel buffer is full.  The
+        # HTTP channel that handed the connection over is still registered; replace it.
+        transport = self.transport
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()
+        transport.registerProducer(self, True)
         sessionId: Optional[str] = None
         if self.factory.framed:
             sessionId = self._info.url.split("?", 1)[0].split("/")[-2]
@@ -98,6 +104,20 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         if session is not None:
             self._session = None
             session.detach(self, aborted=not wasClean)
+
+    # IPushProducer, driven by the TCP connection
+
+    def pauseProducing(self) -> None:
+        self.sinkPaused = True
+
+    def resumeProducing(self) -> None:
+        self.sinkPaused = False
+        session = self._session
+        if session is not None:
+            session.resumeProducing()
+
+    def stopProducing(self) -> None:
+        self.sinkPaused = True
 
     # ISessionSink
 

@@ -79,6 +79,8 @@ def receiveMessages(
     session = resource.registry.getSession(sessionId)
     if session is None or session.readyState != OPEN:
         return notFound(request)
+    if len(payload) > resource.options.max_body_size:
+        return text(request, 413, "Payload too large.")
     try:
         messages = decodeHTTPPayload(payload)
     except BrokenFraming as e:
