@@ -182,6 +182,10 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
             openHandshakeTimeout=0,
             closeHandshakeTimeout=0,
             tcpNoDelay=True,
+            # Protocol errors (1002, 1007, 1009) are told to the client in a close frame.
+            failByDrop=False,
+            # The origin policy is the gate's (allowed_origins), not Autobahn's.
+            allowNullOrigin=True,
         )
 
 

@@ -1,0 +1,427 @@
+"""
+Hostile and broken input: every case gets an exact, short answer (status, body, close
+code), nothing is echoed back, no session is created by accident, and everyone else is
+unaffected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from sockjs_twisted.testserver import EchoFactory
+
+from ._fakes import RecordingFactory
+from ._harness import HTTPClient, sockjsClient
+
+PAYLOAD_EXPECTED = b"Payload expected."
+BROKEN = b"Broken JSON encoding."
+
+
+class HostileTestCase(SynchronousTestCase):
+    options: dict[str, Any] = {}
+
+    def setUp(self) -> None:
+        self.factory = RecordingFactory()
+        self.factory.onData = lambda protocol, data: protocol.transport.write(data)
+        self.client, self.resource = sockjsClient(self.factory, **self.options)
+
+    def openSession(self, sessionId: str = "s") -> str:
+        url = f"/echo/000/{sessionId}"
+        self.assertEqual(self.client.post(url + "/xhr").body, b"o\n")
+        return url
+
+    def assertEchoes(self, url: str, message: str = "ok") -> None:
+        """The session still works: a message goes round."""
+        r = self.client.post(url + "/xhr_send", f'["{message}"]'.encode())
+        self.assertEqual(r.status, 204)
+        self.client.advance()
+        self.assertEqual(self.client.post(url + "/xhr").body, f'a["{message}"]\n'.encode())
+
+
+class SendBodyTests(HostileTestCase):
+    CASES = [
+        (b"", PAYLOAD_EXPECTED),
+        (b"not json", BROKEN),
+        (b'"a string"', BROKEN),
+        (b'{"an": "object"}', BROKEN),
+        (b"[1, null, {}]", BROKEN),
+        (b'["a", 1]', BROKEN),
+        (b'["\xff\xfe"]', BROKEN),
+        (b'["\\ud800"]', BROKEN),
+        (b'["trunc', BROKEN),
+        (b"[NaN]", BROKEN),
+        (b"[-Infinity]", BROKEN),
+        (b"[" * 50000 + b"]" * 50000, BROKEN),
+    ]
+
+    def test_xhrSend(self) -> None:
+        """Each malformed xhr_send body gets 500 with the spec's one-line text; the session lives on."""
+        url = self.openSession()
+        for body, answer in self.CASES:
+            r = self.client.post(url + "/xhr_send", body)
+            self.assertEqual((r.status, r.body), (500, answer), body[:30])
+            self.assertEqual(r.header("content-type"), "text/plain; charset=UTF-8")
+        self.assertEqual(self.factory.built[0].received, [])
+        self.assertEchoes(url)
+
+    def test_jsonpSend(self) -> None:
+        """The same bodies, form-encoded or raw, on jsonp_send get the same answers."""
+        url = self.openSession()
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for body, answer in self.CASES:
+            r = self.client.post(url + "/jsonp_send", body)
+            self.assertEqual((r.status, r.body), (500, answer), body[:30])
+            encoded = b"d=" + b"".join(b"%%%02X" % b for b in body)
+            r = self.client.post(url + "/jsonp_send", encoded, headers=form)
+            self.assertEqual((r.status, r.body), (500, answer), body[:30])
+        for body in [b"p=p", b"d=", b"d"]:
+            r = self.client.post(url + "/jsonp_send", body, headers=form)
+            self.assertEqual((r.status, r.body), (500, PAYLOAD_EXPECTED))
+        self.assertEchoes(url)
+
+    def test_nothingAfterBadMessage(self) -> None:
+        """A payload with one bad element delivers none of its messages."""
+        url = self.openSession()
+        self.client.post(url + "/xhr_send", b'["good", 2]')
+        self.assertEqual(self.factory.built[0].received, [])
+
+
+class BodyLimitTests(HostileTestCase):
+    options = {"max_body_size": 100}
+
+    def test_endpointLimit(self) -> None:
+        """A send body over max_body_size gets 413 'Payload too large.'; the session lives on."""
+        url = self.openSession()
+        body = b'["' + b"x" * 200 + b'"]'
+        for transport in ("xhr_send", "jsonp_send"):
+            r = self.client.post(url + "/" + transport, body)
+            self.assertEqual((r.status, r.body), (413, b"Payload too large."))
+        self.assertEchoes(url)
+
+
+class SiteLimitTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.client, _ = sockjsClient(EchoFactory())
+        self.client.site.maxBodySize = 1000
+
+    def test_declaredLength(self) -> None:
+        """A Content-Length over the site's limit gets 413 at once and the connection closes."""
+        c = self.client.connect()
+        r = c.request("POST", "/echo/0/s/xhr_send", headers={"Content-Length": "1000001"})
+        self.assertEqual((r.status, r.body), (413, b"Payload too large.\n"))
+        self.assertTrue(c.closed)
+
+    def test_chunkedBody(self) -> None:
+        """A chunked body growing past the site's limit gets 413 and the connection closes."""
+        c = self.client.connect()
+        head = (
+            b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (600, b"x" * 600)
+        c.send(head + chunk + chunk)
+        self.assertEqual(c._responses[0].status, 413)
+        self.assertTrue(c.closed)
+
+    def test_slowHeaders(self) -> None:
+        """Headers trickling in for longer than the request timeout get 408 and a close."""
+        c = self.client.connect()
+        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        for _ in range(29):
+            self.client.clock.advance(1)
+            c.send(b"X-A: b\r\n")
+        self.assertFalse(c.closed)
+        self.client.advance(1)
+        self.assertEqual(c._responses[0].status, 408)
+        self.assertTrue(c.closed)
+
+    def test_slowBody(self) -> None:
+        """A body that never completes gets 408 after the request timeout."""
+        c = self.client.connect()
+        c.send(b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n[\"")
+        self.client.advance(30)
+        self.assertEqual(c._responses[0].status, 408)
+        self.assertTrue(c.closed)
+
+    def test_idleKeepAlive(self) -> None:
+        """An idle keep-alive connection is closed after the idle timeout."""
+        c = self.client.connect()
+        self.assertEqual(c.request("GET", "/echo").status, 200)
+        self.client.advance(59)
+        self.assertFalse(c.closed)
+        self.client.advance(1)
+        self.assertTrue(c.closed)
+
+    def test_longPollNotTimedOut(self) -> None:
+        """A waiting poll or stream is not an idle connection: heartbeats keep coming."""
+        c = self.client.connect()
+        stream = c.request("POST", "/echo/0/s/xhr_streaming")
+        for _ in range(4):
+            self.client.advance(25)
+        self.assertFalse(c.closed)
+        self.assertTrue(stream.body.endswith(b"o\nh\nh\nh\nh\n"))
+
+    def test_hugeHeaders(self) -> None:
+        """Headers over twisted.web's limit get 400 and a close."""
+        c = self.client.connect()
+        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
+        self.assertEqual(c._responses[0].status, 400)
+        self.assertTrue(c.closed)
+
+
+class URLTests(HostileTestCase):
+    def test_badIds(self) -> None:
+        """Empty ids, ids with dots and ids over 128 bytes get 404 and create nothing."""
+        long = "x" * 129
+        for path in ["//s/xhr", "/0//xhr", "/a.b/s/xhr", "/0/a.b/xhr", f"/0/{long}/xhr", f"/{long}/s/xhr"]:
+            r = self.client.post("/echo" + path)
+            self.assertEqual(r.status, 404, path)
+        self.assertEqual(len(self.resource.sessions), 0)
+        self.assertEqual(self.client.post(f"/echo/0/{'x' * 128}/xhr").body, b"o\n")
+
+    def test_unknownTransport(self) -> None:
+        """Unknown transports and extra path segments get 404."""
+        for path in ["/0/s/xhr_polling", "/0/s/XHR", "/0/s/xhr/", "/0/s/xhr/x", "/0/s"]:
+            self.assertEqual(self.client.post("/echo" + path).status, 404, path)
+        self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_sendToMissingOrClosed(self) -> None:
+        """Sends to a missing or a closed session get 404 and never create a session."""
+        for transport in ("xhr_send", "jsonp_send"):
+            self.assertEqual(self.client.post(f"/echo/0/none/{transport}", b'["x"]').status, 404)
+        self.assertEqual(len(self.resource.sessions), 0)
+        url = self.openSession()
+        self.factory.built[0].transport.loseConnection()
+        self.assertEqual(self.client.post(url + "/xhr_send", b'["x"]').status, 404)
+
+    def test_wrongMethods(self) -> None:
+        """Wrong methods get 405 with Allow, no body and no content type."""
+        cases = [
+            ("GET", "/0/s/xhr", "OPTIONS, POST"),
+            ("PUT", "/0/s/xhr_send", "OPTIONS, POST"),
+            ("GET", "/0/s/xhr_streaming", "OPTIONS, POST"),
+            ("POST", "/0/s/eventsource", "GET"),
+            ("POST", "/0/s/htmlfile", "GET"),
+            ("POST", "/0/s/jsonp", "GET"),
+            ("GET", "/0/s/jsonp_send", "POST"),
+            ("POST", "/0/s/websocket", "GET"),
+            ("DELETE", "/info", "OPTIONS, GET"),
+            ("POST", "/iframe.html", "GET"),
+            ("POST", "", "GET"),
+        ]
+        for method, path, allow in cases:
+            r = self.client.request(method, "/echo" + path)
+            self.assertEqual(r.status, 405, (method, path))
+            self.assertEqual(r.header("allow"), allow)
+            self.assertEqual(r.body, b"")
+            self.assertIsNone(r.header("content-type"))
+        self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_head(self) -> None:
+        """HEAD on the greeting, info and iframe answers 200 without a body."""
+        for path in ["", "/", "/info", "/iframe.html"]:
+            r = self.client.request("HEAD", "/echo" + path)
+            self.assertEqual((r.status, r.body), (200, b""), path)
+
+    def test_badCallbacks(self) -> None:
+        """Bad callbacks get 500 'invalid "callback" parameter' and are never echoed."""
+        for callback in ["%3Cscript%3E", "a(b)", "alert%281%29", "%E9", "a%0Ab", "x" * 300]:
+            for transport in ("jsonp", "htmlfile"):
+                r = self.client.get(f"/echo/0/s/{transport}?c={callback}")
+                self.assertEqual((r.status, r.body), (500, b'invalid "callback" parameter'))
+        self.assertEqual(len(self.resource.sessions), 0)
+
+
+class HeaderJunkTests(HostileTestCase):
+    def test_originJunkNotReflected(self) -> None:
+        """An Origin with control or non-ASCII bytes is never reflected; '*' is sent instead."""
+        c = self.client.connect()
+        raw = (
+            b"GET /echo/info HTTP/1.1\r\nHost: x\r\nOrigin: http://a\x01b\xff\r\n"
+            b"Access-Control-Request-Headers: a\x7fb\r\n\r\n"
+        )
+        c.send(raw)
+        r = c._responses[0]
+        self.assertEqual(r.header("access-control-allow-origin"), "*")
+        self.assertIsNone(r.header("access-control-allow-headers"))
+
+    def test_cookieJunk(self) -> None:
+        """A JSESSIONID cookie with junk in it is not reflected into Set-Cookie."""
+        client, _ = sockjsClient(EchoFactory(), jsessionid=True)
+        r = client.post("/echo/0/s/xhr", headers={"Cookie": "JSESSIONID=a\x01b"})
+        self.assertEqual(r.header("set-cookie"), "JSESSIONID=dummy; path=/")
+
+
+class OriginPolicyTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.client, self.resource = sockjsClient(
+            EchoFactory(),
+            allowed_origins=["https://good.example", "https://*.trusted.example"],
+        )
+
+    def test_info(self) -> None:
+        """/info lists the allowed origins."""
+        import json
+
+        data = json.loads(self.client.get("/echo/info").body)
+        self.assertEqual(data["origins"], ["https://good.example", "https://*.trusted.example"])
+
+    def test_websocketRefused(self) -> None:
+        """Both websocket endpoints refuse other origins (and 'null') with 403."""
+        for origin in ["https://evil.example", "null", "https://trusted.example.evil"]:
+            for path in ["/echo/0/s/websocket", "/echo/websocket"]:
+                ws = self.client.websocket(path, headers={"Origin": origin})
+                self.assertEqual(ws.response.status, 403, (origin, path))
+
+    def test_websocketAllowed(self) -> None:
+        """Listed origins, exact or by wildcard, and requests without Origin are accepted."""
+        for headers in [{"Origin": "https://good.example"}, {"Origin": "https://a.trusted.example"}, {}]:
+            ws = self.client.websocket("/echo/0/s/websocket", headers=headers)
+            self.assertEqual(ws.response.status, 101, headers)
+
+    def test_cors(self) -> None:
+        """CORS headers go only to allowed origins, always with Vary: Origin."""
+        r = self.client.post("/echo/0/a/xhr", headers={"Origin": "https://evil.example"})
+        self.assertIsNone(r.header("access-control-allow-origin"))
+        self.assertEqual(r.header("vary"), "Origin")
+        r = self.client.post("/echo/0/b/xhr", headers={"Origin": "https://good.example"})
+        self.assertEqual(r.header("access-control-allow-origin"), "https://good.example")
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+        self.assertEqual(r.header("vary"), "Origin")
+
+    def test_nullWhenListed(self) -> None:
+        """Origin 'null' is allowed only when listed."""
+        client, _ = sockjsClient(EchoFactory(), allowed_origins=["null"])
+        ws = client.websocket("/echo/0/s/websocket", headers={"Origin": "null"})
+        self.assertEqual(ws.response.status, 101)
+
+
+class WebSocketTests(HostileTestCase):
+    options = {"max_message_size": 1000}
+
+    def test_missingConnection(self) -> None:
+        """An upgrade without 'Connection: Upgrade' gets 400 with the spec's text."""
+        r = self.client.get("/echo/0/s/websocket", headers={"Upgrade": "websocket"})
+        self.assertEqual((r.status, r.body), (400, b'"Connection" must be "Upgrade".'))
+
+    def test_wrongUpgrade(self) -> None:
+        """An Upgrade to something else gets 400 with the spec's text."""
+        r = self.client.get("/echo/0/s/websocket", headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+        self.assertEqual((r.status, r.body), (400, b'Can "Upgrade" only to "WebSocket".'))
+
+    def test_wrongVersion(self) -> None:
+        """An unsupported websocket version gets a 4xx, no session."""
+        ws = self.client.websocket("/echo/0/s/websocket", headers={"Sec-WebSocket-Version": "99"})
+        self.assertEqual(ws.response.status, 400)
+        self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_disabled(self) -> None:
+        """With websocket off, both websocket URLs answer 404."""
+        client, _ = sockjsClient(EchoFactory(), websocket=False)
+        for path in ["/echo/0/s/websocket", "/echo/websocket"]:
+            self.assertEqual(client.websocket(path).response.status, 404)
+
+    def test_upgradeElsewhere(self) -> None:
+        """An upgrade request to a non-websocket URL gets that URL's own answer."""
+        headers = {"Upgrade": "websocket", "Connection": "Upgrade"}
+        self.assertEqual(self.client.get("/echo", headers=headers).status, 200)
+        self.assertEqual(self.client.get("/echo/info", headers=headers).status, 200)
+        self.assertEqual(self.client.post("/echo/0/u/xhr", headers=headers).body, b"o\n")
+        self.assertEqual(self.client.get("/echo/0/u/xhr_send", headers=headers).status, 405)
+
+    def test_tooBig(self) -> None:
+        """A message over max_message_size closes the websocket with 1009."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        self.assertEqual(ws.frames(), ["o"])
+        ws.sendText('["' + "x" * 2000 + '"]')
+        self.assertEqual(ws.closeCode, 1009)
+        self.assertEqual(self.factory.built[0].received, [])
+
+    def test_invalidUTF8(self) -> None:
+        """Invalid UTF-8 in a text frame closes the websocket with 1007."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        ws.frames()
+        ws.sendRaw(0x1, b'["\xff"]')
+        self.assertEqual(ws.closeCode, 1007)
+
+    def test_unmaskedFrame(self) -> None:
+        """An unmasked client frame is a protocol error: closed with 1002."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        ws.frames()
+        ws.connection.transport.protocol.dataReceived(b"\x81\x05hello")
+        ws.pump()
+        self.assertEqual(ws.closeCode, 1002)
+
+    def test_brokenJSON(self) -> None:
+        """Broken JSON drops the connection; the protocol gets connectionLost once."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        ws.frames()
+        ws.sendText('["a')
+        self.assertTrue(ws.connection.closed)
+        self.assertEqual(self.factory.built[0].events, ["makeConnection", "connectionLost"])
+
+    def test_nonStringMessages(self) -> None:
+        """A websocket array of non-strings is broken framing, delivered to no one."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        ws.frames()
+        ws.sendText("[1, null]")
+        self.assertTrue(ws.connection.closed)
+        self.assertEqual(self.factory.built[0].received, [])
+
+
+class UserCodeTests(SynchronousTestCase):
+    def test_dataReceivedRaises(self) -> None:
+        """A protocol raising in dataReceived: logged once, its session closed with 1011, others fine."""
+        factory = RecordingFactory()
+
+        def onData(protocol: Any, data: bytes) -> None:
+            if data == b"boom":
+                raise ValueError("user bug")
+            protocol.transport.write(data)
+
+        factory.onData = onData
+        client, resource = sockjsClient(factory)
+        client.post("/echo/0/bad/xhr")
+        client.post("/echo/0/good/xhr")
+        r = client.post("/echo/0/bad/xhr_send", b'["boom"]')
+        self.assertEqual((r.status, r.body), (204, b""))
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.assertEqual(client.post("/echo/0/bad/xhr").body, b'c[1011,"Internal error"]\n')
+        client.post("/echo/0/good/xhr_send", b'["fine"]')
+        client.advance()
+        self.assertEqual(client.post("/echo/0/good/xhr").body, b'a["fine"]\n')
+
+    def test_tooManySessions(self) -> None:
+        """Past max_sessions a new session gets c[1013,"Too many sessions"] and nothing is built."""
+        factory = RecordingFactory()
+        client, resource = sockjsClient(factory, max_sessions=2)
+        client.post("/echo/0/a/xhr")
+        client.post("/echo/0/b/xhr")
+        self.assertEqual(client.post("/echo/0/c/xhr").body, b'c[1013,"Too many sessions"]\n')
+        self.assertEqual(len(factory.built), 2)
+        ws = client.websocket("/echo/0/d/websocket")
+        self.assertEqual(ws.frames(), [(1013, "Too many sessions")])
+
+
+class IsolationTests(SynchronousTestCase):
+    def test_sameIdTwoEndpoints(self) -> None:
+        """The same session id under two endpoints of one Site names two unrelated sessions."""
+        from twisted.internet.testing import MemoryReactorClock
+        from twisted.web.resource import Resource
+
+        from sockjs_twisted import SockJSResource
+
+        clock = MemoryReactorClock()
+        a, b = RecordingFactory(), RecordingFactory()
+        root = Resource()
+        root.putChild(b"a", SockJSResource(a, reactor=clock))
+        root.putChild(b"b", SockJSResource(b, reactor=clock))
+        client = HTTPClient(root, clock)
+        client.post("/a/0/same/xhr")
+        self.assertEqual(client.post("/b/0/same/xhr_send", b'["x"]').status, 404)
+        self.assertEqual(client.post("/b/0/same/xhr").body, b"o\n")
+        client.post("/b/0/same/xhr_send", b'["to b"]')
+        self.assertEqual(a.built[0].received, [])
+        self.assertEqual(b.built[0].received, [b"to b"])
