@@ -43,12 +43,16 @@ class _BoundedRequest(Request):
 
     def __init__(self, channel: Any, *args: Any, **kw: Any) -> None:
         super().__init__(channel, *args, **kw)
-        site = channel.site
+        site: SockJSSite = channel.site
         self._bodyReceived = 0
         self._refused = False
         self._deadline: Optional[IDelayedCall] = site.reactor.callLater(
             site.requestTimeout, self._refuse, 408, "Request Timeout", "Request too slow."
         )
+
+    def _site(self) -> SockJSSite:
+        site: SockJSSite = self.channel.site  # type: ignore[attr-defined]
+        return site
 
     def _cancelDeadline(self) -> None:
         deadline = self._deadline
@@ -58,7 +62,7 @@ class _BoundedRequest(Request):
                 deadline.cancel()
 
     def gotLength(self, length: Optional[int]) -> None:
-        if length is not None and length > self.channel.site.maxBodySize:
+        if length is not None and length > self._site().maxBodySize:
             self._refuse(413, "Payload Too Large", "Payload too large.")
             return
         super().gotLength(length)
@@ -67,7 +71,7 @@ class _BoundedRequest(Request):
         if self._refused:
             return
         self._bodyReceived += len(data)
-        if self._bodyReceived > self.channel.site.maxBodySize:
+        if self._bodyReceived > self._site().maxBodySize:
             self._refuse(413, "Payload Too Large", "Payload too large.")
             return
         super().handleContentChunk(data)
@@ -164,8 +168,7 @@ class SockJSFactory(SockJSSite):
             mount(root, prefix, self.endpoint)
         else:
             root = self.endpoint
-        options = self.endpoint.options
-        super().__init__(root, reactor=reactor, maxBodySize=options.max_body_size)
+        super().__init__(root, reactor=reactor, maxBodySize=self.endpoint.options.max_body_size)
 
     def startFactory(self) -> None:
         super().startFactory()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from typing import Any
 
 __all__ = [
     "HEARTBEAT_FRAME",
@@ -123,7 +124,7 @@ def _parse(payload: str) -> object:
         raise BrokenFraming(str(e)) from None
 
 
-def _encodeAll(messages: list[object]) -> list[bytes]:
+def _encodeAll(messages: list[Any]) -> list[bytes]:
     try:
         return [m.encode("utf-8") for m in messages]  # type: ignore[attr-defined]
     except AttributeError:

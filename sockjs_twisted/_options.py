@@ -5,7 +5,7 @@ them), validated once at construction.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Union, cast
 
 import attr
 
@@ -77,7 +77,7 @@ def _origins(instance: object, attribute: attr.Attribute[Any], value: object) ->
 def _tupleOrNone(value: object) -> object:
     if value is None or isinstance(value, str):
         return value
-    return tuple(value)  # type: ignore[call-overload]
+    return tuple(cast(Iterable[str], value))
 
 
 @attr.s(frozen=True, slots=True, kw_only=True, auto_attribs=True)

@@ -9,11 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 import attr
-from zope.interface import implementer
-
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IPushProducer
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from ._framing import HEARTBEAT_FRAME, OPEN_FRAME, closeFrame
 from .interfaces import ISessionSink, ISockJSTransport
@@ -251,8 +250,8 @@ class Session:
         if self._queuedBytes > self._factory.maxQueue:
             self._factory.logMessage(
                 "error",
-                "SockJS session {sessionId} closed: its outgoing queue passed "
-                "{maxQueue} bytes".format(sessionId=self.sessionId, maxQueue=self._factory.maxQueue),
+                f"SockJS session {self.sessionId} closed: its outgoing queue passed "
+                f"{self._factory.maxQueue} bytes",
             )
             self._queue = []
             self._queuedBytes = 0
@@ -336,7 +335,9 @@ class Session:
         if not self._registered:
             if self.readyState <= CLOSING:
                 self.readyState = CLOSED
-                reason = ConnectionLost("websocket closed uncleanly") if aborted else ConnectionDone()
+                reason = (
+                    ConnectionLost("websocket closed uncleanly") if aborted else ConnectionDone()
+                )
                 self._lost(Failure(reason))
             return
         if aborted and self.readyState == OPEN:

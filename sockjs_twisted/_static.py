@@ -12,6 +12,7 @@ from typing import Any
 
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 from ._options import SockJSOptions
 from ._transports._http import (
@@ -98,7 +99,7 @@ class IFrame(Resource):
         self._body = _IFRAME.format(sockjs_url=html.escape(options.sockjs_url)).encode("utf-8")
         self._etag = b'"' + hashlib.sha256(self._body).hexdigest()[:32].encode("ascii") + b'"'
 
-    def render(self, request: IRequest) -> bytes:
+    def render(self, request: Request) -> bytes:  # type: ignore[override]
         if request.method not in (b"GET", b"HEAD"):
             return notAllowed(request, b"GET")
         if request.getHeader(b"if-none-match") == self._etag:

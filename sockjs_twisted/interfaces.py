@@ -5,8 +5,10 @@ whatever carries its frames to the browser.
 
 from __future__ import annotations
 
-from zope.interface import Attribute, Interface
+from typing import Any
+
 from twisted.internet.interfaces import IConsumer, ITransport
+from zope.interface import Attribute, Interface
 
 __all__ = ["ISessionSink", "ISockJSTransport"]
 
@@ -48,7 +50,7 @@ class ISessionSink(Interface):
     protocolName = Attribute("The transport's name, as ISockJSTransport.protocol reports it.")
     sinkPaused = Attribute("True while the connection below cannot take more data.")
 
-    def bindSession(session: ISockJSTransport) -> None:
+    def bindSession(session: Any) -> None:
         """
         The sink now carries the frames of C{session}; it calls the session's C{detach}
         when it ends.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, ITransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
@@ -26,33 +26,39 @@ __all__ = [
 ]
 
 
-class Echo(Protocol):
+class _Service(Protocol):
+    def _transport(self) -> ITransport:
+        assert self.transport is not None
+        return self.transport
+
+
+class Echo(_Service):
     """
     Sends every message back.
     """
 
     def dataReceived(self, data: bytes) -> None:
-        self.transport.write(data)
+        self._transport().write(data)
 
 
 class EchoFactory(Factory):
-    protocol = Echo
+    protocol = Echo  # type: ignore[assignment]
 
 
-class Close(Protocol):
+class Close(_Service):
     """
     Closes each new session with C{3000 "Go away!"}.
     """
 
     def connectionMade(self) -> None:
-        self.transport.loseConnection()
+        self._transport().loseConnection()
 
 
 class CloseFactory(Factory):
-    protocol = Close
+    protocol = Close  # type: ignore[assignment]
 
 
-class Ticker(Protocol):
+class Ticker(_Service):
     """
     Sends C{tick!} every second.
     """
@@ -60,7 +66,7 @@ class Ticker(Protocol):
     factory: TickerFactory
 
     def connectionMade(self) -> None:
-        self._ticks = LoopingCall(self.transport.write, b"tick!")
+        self._ticks = LoopingCall(self._transport().write, b"tick!")
         self._ticks.clock = self.factory.clock
         self._ticks.start(1.0, now=False)
 
@@ -69,13 +75,13 @@ class Ticker(Protocol):
 
 
 class TickerFactory(Factory):
-    protocol = Ticker
+    protocol = Ticker  # type: ignore[assignment]
 
     def __init__(self, clock: IReactorTime) -> None:
         self.clock = clock
 
 
-class Amplify(Protocol):
+class Amplify(_Service):
     """
     Message C{n} gets back C{2**n} C{x} characters, C{n} clamped to 1..19.
     """
@@ -86,14 +92,14 @@ class Amplify(Protocol):
         except ValueError:
             n = 1
         n = min(max(n, 1), 19)
-        self.transport.write(b"x" * 2**n)
+        self._transport().write(b"x" * 2**n)
 
 
 class AmplifyFactory(Factory):
-    protocol = Amplify
+    protocol = Amplify  # type: ignore[assignment]
 
 
-class Broadcast(Protocol):
+class Broadcast(_Service):
     """
     Sends each message to every open session.
     """
@@ -105,14 +111,14 @@ class Broadcast(Protocol):
 
     def dataReceived(self, data: bytes) -> None:
         for member in self.factory.members:
-            member.transport.write(data)
+            member._transport().write(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.factory.members.discard(self)
 
 
 class BroadcastFactory(Factory):
-    protocol = Broadcast
+    protocol = Broadcast  # type: ignore[assignment]
 
     def __init__(self) -> None:
         self.members: set[Broadcast] = set()

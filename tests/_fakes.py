@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from zope.interface import implementer
-
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from sockjs_twisted._framing import messageFrame
 from sockjs_twisted._session import ConnectionInfo, Session

@@ -271,7 +271,9 @@ class HTTPClient:
         return WebSocket(self.connect(), path, headers)
 
 
-def sockjsClient(factory: Any, prefix: str = "/echo", **options: Any) -> tuple[HTTPClient, SockJSResource]:
+def sockjsClient(
+    factory: Any, prefix: str = "/echo", **options: Any
+) -> tuple[HTTPClient, SockJSResource]:
     """
     An L{HTTPClient} for one L{SockJSResource} serving C{factory} at C{prefix}.
     """

@@ -9,7 +9,6 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from twisted.trial.unittest import SynchronousTestCase
 
 from sockjs_twisted._framing import (
@@ -55,7 +54,9 @@ class QuoteTests(SynchronousTestCase):
 
     def test_plainNonASCIIStaysUTF8(self) -> None:
         """Ordinary non-ASCII text is not inflated into escapes."""
-        self.assertEqual(quoteMessage("caf\u00e9 \u4e2d \U0001f600"), '"caf\u00e9 \u4e2d \U0001f600"')
+        self.assertEqual(
+            quoteMessage("caf\u00e9 \u4e2d \U0001f600"), '"caf\u00e9 \u4e2d \U0001f600"'
+        )
 
     def test_frames(self) -> None:
         """a[...] joins quoted messages; c[...] carries code and reason."""

@@ -116,10 +116,7 @@ class SiteLimitTests(SynchronousTestCase):
     def test_chunkedBody(self) -> None:
         """A chunked body growing past the site's limit gets 413 and the connection closes."""
         c = self.client.connect()
-        head = (
-            b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n"
-        )
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         chunk = b"%x\r\n%s\r\n" % (600, b"x" * 600)
         c.send(head + chunk + chunk)
         self.assertEqual(c._responses[0].status, 413)
@@ -140,7 +137,7 @@ class SiteLimitTests(SynchronousTestCase):
     def test_slowBody(self) -> None:
         """A body that never completes gets 408 after the request timeout."""
         c = self.client.connect()
-        c.send(b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n[\"")
+        c.send(b'POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n["')
         self.client.advance(30)
         self.assertEqual(c._responses[0].status, 408)
         self.assertTrue(c.closed)
@@ -183,7 +180,14 @@ class URLTests(HostileTestCase):
     def test_badIds(self) -> None:
         """Empty ids, ids with dots and ids over 128 bytes get 404 and create nothing."""
         long = "x" * 129
-        for path in ["//s/xhr", "/0//xhr", "/a.b/s/xhr", "/0/a.b/xhr", f"/0/{long}/xhr", f"/{long}/s/xhr"]:
+        for path in [
+            "//s/xhr",
+            "/0//xhr",
+            "/a.b/s/xhr",
+            "/0/a.b/xhr",
+            f"/0/{long}/xhr",
+            f"/{long}/s/xhr",
+        ]:
             r = self.client.post("/echo" + path)
             self.assertEqual(r.status, 404, path)
         self.assertEqual(len(self.resource.sessions), 0)
@@ -285,7 +289,11 @@ class OriginPolicyTests(SynchronousTestCase):
 
     def test_websocketAllowed(self) -> None:
         """Listed origins, exact or by wildcard, and requests without Origin are accepted."""
-        for headers in [{"Origin": "https://good.example"}, {"Origin": "https://a.trusted.example"}, {}]:
+        for headers in [
+            {"Origin": "https://good.example"},
+            {"Origin": "https://a.trusted.example"},
+            {},
+        ]:
             ws = self.client.websocket("/echo/0/s/websocket", headers=headers)
             self.assertEqual(ws.response.status, 101, headers)
 
@@ -316,7 +324,9 @@ class WebSocketTests(HostileTestCase):
 
     def test_wrongUpgrade(self) -> None:
         """An Upgrade to something else gets 400 with the spec's text."""
-        r = self.client.get("/echo/0/s/websocket", headers={"Upgrade": "h2c", "Connection": "Upgrade"})
+        r = self.client.get(
+            "/echo/0/s/websocket", headers={"Upgrade": "h2c", "Connection": "Upgrade"}
+        )
         self.assertEqual((r.status, r.body), (400, b'Can "Upgrade" only to "WebSocket".'))
 
     def test_wrongVersion(self) -> None:

@@ -18,7 +18,6 @@ import uuid
 from typing import Optional
 
 import websocket
-
 from twisted.trial.unittest import SynchronousTestCase
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -31,7 +30,15 @@ class Server:
 
     def __init__(self, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "twisted", "sockjs", "--port", "tcp:0:interface=127.0.0.1", *args],
+            [
+                sys.executable,
+                "-m",
+                "twisted",
+                "sockjs",
+                "--port",
+                "tcp:0:interface=127.0.0.1",
+                *args,
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -120,7 +127,9 @@ class IntegrationTests(SynchronousTestCase):
         stream = self.connection()
         stream.request("POST", url + "/xhr_streaming")
         r = stream.getresponse()
-        self.assertEqual(r.read1(2049) if hasattr(r, "read1") else r.read(2049), b"h" * 2048 + b"\n")
+        self.assertEqual(
+            r.read1(2049) if hasattr(r, "read1") else r.read(2049), b"h" * 2048 + b"\n"
+        )
         self.assertEqual(r.read(2), b"o\n")
         sender = self.connection()
         sender.request("POST", url + "/xhr_send", body=b'["x"]')
@@ -142,7 +151,9 @@ class IntegrationTests(SynchronousTestCase):
 
     def test_rawWebsocket(self) -> None:
         """The raw /websocket endpoint echoes unframed text."""
-        ws = websocket.create_connection(f"ws://127.0.0.1:{self.server.port}/echo/websocket", timeout=10)
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{self.server.port}/echo/websocket", timeout=10
+        )
         self.addCleanup(ws.close)
         ws.send("plain \uffff")
         self.assertEqual(ws.recv(), "plain \uffff")

@@ -39,7 +39,9 @@ class DefaultsTests(SynchronousTestCase):
 
     def test_originsAsTuple(self) -> None:
         """allowed_origins is kept as a tuple."""
-        self.assertEqual(SockJSOptions(allowed_origins=["https://a"]).allowed_origins, ("https://a",))
+        self.assertEqual(
+            SockJSOptions(allowed_origins=["https://a"]).allowed_origins, ("https://a",)
+        )
 
 
 class ValidationTests(SynchronousTestCase):

@@ -9,13 +9,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from zope.interface import implementer
-from zope.interface.verify import verifyObject
-
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPullProducer, IPushProducer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
 
 from sockjs_twisted._options import SockJSOptions
 from sockjs_twisted._registry import SessionFactory
@@ -46,7 +45,9 @@ class SessionTestCase(SynchronousTestCase):
         self.factory = self.makeFactory()
 
     def makeFactory(self, **options: Any) -> SessionFactory:
-        options.setdefault("log", lambda severity, message: self.logged.append((severity, message)))
+        options.setdefault(
+            "log", lambda severity, message: self.logged.append((severity, message))
+        )
         return SessionFactory(self.userFactory, SockJSOptions(**options), self.clock)
 
     def open(self, sessionId: str = "s", sink: Any = None, **kw: Any) -> tuple[Any, RecordingSink]:
@@ -519,7 +520,9 @@ class InterleavingTests(SessionTestCase):
     )
     @given(
         st.lists(
-            st.sampled_from(["write", "write", "write", "turn", "poll", "stream", "end", "pause", "resume"]),
+            st.sampled_from(
+                ["write", "write", "write", "turn", "poll", "stream", "end", "pause", "resume"]
+            ),
             max_size=60,
         )
     )

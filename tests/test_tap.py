@@ -5,11 +5,11 @@ The twistd plugin: options, endpoints, the services it builds.
 from __future__ import annotations
 
 from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IServiceMaker
 from twisted.internet.testing import MemoryReactorClock
 from twisted.plugin import getPlugins
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.application.service import IServiceMaker
 
 from sockjs_twisted import SockJSResource
 from sockjs_twisted._tap import Options, makeService
@@ -45,7 +45,9 @@ class OptionsTests(SynchronousTestCase):
         options = parse(
             "--port", "tcp:1:interface=127.0.0.1", "--listen", "unix:/tmp/s", "--listen", "2"
         )
-        self.assertEqual(options["endpoints"], ["tcp:1:interface=127.0.0.1", "unix:/tmp/s", "tcp:2"])
+        self.assertEqual(
+            options["endpoints"], ["tcp:1:interface=127.0.0.1", "unix:/tmp/s", "tcp:2"]
+        )
 
     def test_listenOnly(self) -> None:
         """With --listen and no --port, only the --listen endpoints are used."""
@@ -54,19 +56,29 @@ class OptionsTests(SynchronousTestCase):
     def test_serverOptions(self) -> None:
         """Every server option has a flag."""
         options = parse(
-            "--sockjs-url", "/sockjs.js",
-            "--response-limit", "10",
-            "--heartbeat-delay", "1.5",
-            "--disconnect-delay", "2",
-            "--max-message-size", "11",
-            "--max-body-size", "12",
-            "--max-sessions", "13",
-            "--max-queue-size", "14",
+            "--sockjs-url",
+            "/sockjs.js",
+            "--response-limit",
+            "10",
+            "--heartbeat-delay",
+            "1.5",
+            "--disconnect-delay",
+            "2",
+            "--max-message-size",
+            "11",
+            "--max-body-size",
+            "12",
+            "--max-sessions",
+            "13",
+            "--max-queue-size",
+            "14",
             "--no-websocket",
             "--jsessionid",
             "--disable-cors",
-            "--allowed-origin", "https://a",
-            "--allowed-origin", "https://*.b",
+            "--allowed-origin",
+            "https://a",
+            "--allowed-origin",
+            "https://*.b",
         )
         self.assertEqual(
             options.serverOptions(),
@@ -88,7 +100,11 @@ class OptionsTests(SynchronousTestCase):
 
     def test_badNumbers(self) -> None:
         """Bad numbers are usage errors."""
-        for argv in [("--response-limit", "x"), ("--heartbeat-delay", "-1"), ("--max-sessions", "0")]:
+        for argv in [
+            ("--response-limit", "x"),
+            ("--heartbeat-delay", "-1"),
+            ("--max-sessions", "0"),
+        ]:
             self.assertRaises(UsageError, parse, *argv)
 
     def test_factoryByName(self) -> None:
@@ -125,8 +141,15 @@ class ServiceTests(SynchronousTestCase):
         self.assertEqual(
             names,
             sorted(
-                [b"echo", b"close", b"disabled_websocket_echo", b"cookie_needed_echo",
-                 b"ticker", b"amplify", b"broadcast"]
+                [
+                    b"echo",
+                    b"close",
+                    b"disabled_websocket_echo",
+                    b"cookie_needed_echo",
+                    b"ticker",
+                    b"amplify",
+                    b"broadcast",
+                ]
             ),
         )
         self.assertEqual(root.children[b"echo"].options.response_limit, 4096)
@@ -139,7 +162,9 @@ class ServiceTests(SynchronousTestCase):
         """--factory with --prefix serves that factory there, and only there."""
         reactor = MemoryReactorClock()
         service = makeService(
-            parse("--port", "tcp:0", "--factory", "tests.test_tap.echoFactory", "--prefix", "/a/chat"),
+            parse(
+                "--port", "tcp:0", "--factory", "tests.test_tap.echoFactory", "--prefix", "/a/chat"
+            ),
             reactor=reactor,
         )
         [port] = [s for s in service if isinstance(s, StreamServerEndpointService)]

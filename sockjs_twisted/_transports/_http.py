@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, ClassVar, Optional
-
-from zope.interface import implementer
+from typing import Any, ClassVar, Optional, cast
 
 from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Request
+from zope.interface import implementer
 
 from .._framing import messageFrame
 from .._options import SockJSOptions
@@ -255,15 +254,17 @@ class ResponseSink:
     streaming: ClassVar[bool] = False
 
     def __init__(self, request: IRequest, limit: int) -> None:
-        self._request = request
+        # The sinks use what twisted.web's Request has beyond IRequest (notifyFinish,
+        # producers).
+        self._request = cast(Request, request)
         self._session: Optional[Session] = None
         self.sinkPaused = False
         self._done = False
         self._sent = 0
         self._limit = limit
-        request.notifyFinish().addBoth(self._requestDone)
+        self._request.notifyFinish().addBoth(self._requestDone)
         if self.streaming:
-            request.registerProducer(self, True)
+            self._request.registerProducer(self, True)
 
     def start(self) -> None:
         """

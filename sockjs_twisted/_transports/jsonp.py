@@ -16,7 +16,6 @@ from ._http import (
     TransportResource,
     setCORS,
     setNoCache,
-    text,
 )
 from .htmlfile import callbackParameter
 from .xhr import receiveMessages

@@ -14,11 +14,12 @@ from typing import Any, Optional
 
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
-from zope.interface import implementer
-
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from zope.interface import implementer
 
 from .._framing import BrokenFraming, decodeWebSocketPayload, messageFrame
 from .._registry import SessionFactory
@@ -59,9 +60,10 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             value = request.headers.get(name)
             if value is not None:
                 exposed[name] = value
+        transport: Any = self.transport
         self._info = ConnectionInfo(
-            peer=self.transport.getPeer(),
-            host=self.transport.getHost(),
+            peer=transport.getPeer(),
+            host=transport.getHost(),
             headers=exposed,
             url=self.http_request_uri,
         )
@@ -70,7 +72,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         assert self._info is not None
         # Follow the socket: the session queues while the kernel buffer is full.  The
         # HTTP channel that handed the connection over is still registered; replace it.
-        transport = self.transport
+        transport: Any = self.transport
         if getattr(transport, "producer", None) is not None:
             transport.unregisterProducer()
         transport.registerProducer(self, True)
@@ -146,7 +148,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
                 CLOSE_HANDSHAKE_TIMEOUT, self.dropConnection, abort=True
             )
 
-    def connectionLost(self, reason: Any) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         timer = self._closeTimer
         if timer is not None:
             self._closeTimer = None
@@ -160,7 +162,7 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
     Builds the websocket protocols of one endpoint, framed or raw.
     """
 
-    protocol = SockJSWebSocketProtocol
+    protocol = SockJSWebSocketProtocol  # type: ignore[assignment]
     exposedHeaders: tuple[str, ...] = ()
 
     def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
@@ -217,7 +219,7 @@ class WebSocketGate(Resource):
             return text(request, 400, '"Connection" must be "Upgrade".')
         if not originAllowed(request.getHeader(b"origin"), self.options):
             return text(request, 403, "Origin not allowed.")
-        channel = request.channel
+        channel = request.channel  # type: ignore[attr-defined]
         result = self._upgrade.render(request)
         # The connection is Autobahn's now: twisted.web must not time it out.
         channel.setTimeout(None)
