@@ -1,0 +1,44 @@
+"""
+The server on PyPy: the core suites, run under the PyPy venv that .ci/setup makes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYPY = os.path.join(ROOT, ".venv-pypy", "bin", "python")
+MODULES = [
+    "tests.test_framing",
+    "tests.test_session",
+    "tests.test_protocol",
+    "tests.test_hostile",
+    "tests.test_options",
+    "tests.test_tap",
+    "tests.test_integration",
+]
+
+
+class PyPyTests(SynchronousTestCase):
+    def test_coreSuitesPass(self) -> None:
+        """Framing, sessions, conformance, hostile input and integration pass on PyPy."""
+        if not os.path.exists(PYPY):
+            if os.environ.get("CI") == "true":
+                self.fail(f"{PYPY} is missing: .ci/setup should have made it")
+            raise SkipTest(f"no PyPy venv at {PYPY}: run `bash .ci/setup` (needs Debian's pypy3)")
+        with tempfile.TemporaryDirectory() as temp:
+            result = subprocess.run(
+                [PYPY, "-m", "twisted.trial", "--temp-directory", os.path.join(temp, "t"), *MODULES],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=600,
+            )
+        output = result.stdout.decode("utf-8", "replace")
+        summary = [line for line in output.splitlines() if line.startswith(("PASSED", "FAILED"))]
+        self.assertEqual(result.returncode, 0, output[-5000:])
+        self.assertTrue(summary and summary[-1].startswith("PASSED"), output[-2000:])
