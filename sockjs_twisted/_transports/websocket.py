@@ -28,6 +28,7 @@ from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
 
 BROKEN_FRAMING = (3000, "Broken framing.")
+INVALID_UTF8 = (1007, "Invalid UTF-8")
 CLOSE_HANDSHAKE_TIMEOUT = 5.0
 
 # Close codes a server may put on the wire: 1000-1014 as registered, and 3000-4999.
@@ -83,16 +84,29 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             sessionId, self, self._info, registered=False, framed=self.factory.framed
         )
 
+    def onMessageEnd(self) -> None:
+        # Autobahn's own version also fires a "message" event through a Deferred per
+        # message for listeners we never register; deliver the message and nothing else.
+        if not self.failedByMe:
+            self.onMessage(b"".join(self.message_data), self.message_is_binary)
+        self.message_data = None
+
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self._session
         if session is None:
+            return
+        # Autobahn's incoming UTF-8 validation is off: this decode is the check.
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            session.fail(INVALID_UTF8, "invalid UTF-8 in a text message")
             return
         if not self.factory.framed:
             session.messagesReceived([payload])
             return
         try:
-            messages = decodeWebSocketPayload(payload.decode("utf-8"))
-        except (BrokenFraming, UnicodeDecodeError) as e:
+            messages = decodeWebSocketPayload(text)
+        except BrokenFraming as e:
             # The protocol suite wants the connection terminated abruptly: no close
             # frame of either kind, the TCP connection closed.
             self._session = None
@@ -184,6 +198,7 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
             openHandshakeTimeout=0,
             closeHandshakeTimeout=0,
             tcpNoDelay=True,
+            utf8validateIncoming=False,
             # Protocol errors (1002, 1007, 1009) are told to the client in a close frame.
             failByDrop=False,
             # The origin policy is the gate's (allowed_origins), not Autobahn's.
