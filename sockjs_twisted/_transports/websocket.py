@@ -89,7 +89,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         # message for listeners we never register; deliver the message and nothing else.
         if not self.failedByMe:
             self.onMessage(b"".join(self.message_data), self.message_is_binary)
-        self.message_data = None
+        self.message_data = None  # type: ignore[assignment]
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self._session
