@@ -227,9 +227,17 @@ class HTTPClient:
     A site around C{root} on a fake reactor, and connections to it.
     """
 
-    def __init__(self, root: Resource, clock: Optional[MemoryReactorClock] = None) -> None:
+    def __init__(
+        self,
+        root: Optional[Resource] = None,
+        clock: Optional[MemoryReactorClock] = None,
+        site: Optional[SockJSSite] = None,
+    ) -> None:
         self.clock = clock or MemoryReactorClock()
-        self.site = SockJSSite(root, reactor=self.clock)
+        if site is None:
+            assert root is not None
+            site = SockJSSite(root, reactor=self.clock)
+        self.site = site
         self.site.startFactory()
         self._port = 40000
         self.connections: list[Connection] = []
