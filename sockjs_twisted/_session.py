@@ -373,6 +373,9 @@ class Session:
         if self.readyState == CLOSING:
             self.readyState = CLOSED
             self._lost(Failure(ConnectionDone("server shutting down")))
+        # Nobody comes back to a stopped server: no close frame to keep serving.
+        self._cancelTimer()
+        self._factory.discard(self)
 
     # -- internals ----------------------------------------------------------------------
 

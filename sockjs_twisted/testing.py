@@ -41,11 +41,17 @@ Example: a test of an echo protocol that you can copy::
             client.disconnect()
             self.assertEqual(harness.clock.getDelayedCalls(), [])
 
-Against a real server, in a reactor-based C{twisted.trial.unittest.TestCase}::
+Against a real server, in an C{async} test method of a reactor-based
+C{twisted.trial.unittest.TestCase}::
 
     client = SockJSClient(reactor, "http://127.0.0.1:8081/echo", "xhr-streaming")
     protocol = await client.connect(MyProtocol())
     protocol.transport.write(b"hello")
+    ...
+    protocol.transport.loseConnection()
+
+The protocol's C{connectionLost} comes once every connection the client made for it is
+closed, so a test that waits for it leaves a clean reactor behind.
 """
 
 from __future__ import annotations
@@ -79,12 +85,14 @@ from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IBodyProducer, IResponse
 from zope.interface import implementer
 
+from ._framing import messageFrame
 from ._options import SockJSOptions
 from ._registry import SessionFactory
 from ._session import SHUTDOWN, ConnectionInfo, Session
 from .interfaces import ISessionSink
 
 __all__ = [
+    "TRANSPORTS",
     "FakeClient",
     "ProtocolHarness",
     "SockJSClient",
@@ -95,6 +103,7 @@ __all__ = [
 # -- the in-memory harness ---------------------------------------------------------------
 
 
+@implementer(IProtocolFactory)
 class _RecordingFactory:
     """
     Forwards to the user's factory, and remembers the protocol it built last.
@@ -111,7 +120,6 @@ class _RecordingFactory:
         self.wrapped.doStop()
 
     def buildProtocol(self, addr: IAddress) -> Optional[IProtocol]:
-        self.built = None
         self.built = self.wrapped.buildProtocol(addr)
         return self.built
 
@@ -141,7 +149,7 @@ class ProtocolHarness:
         self.clock = clock if clock is not None else Clock()
         self.options = SockJSOptions(**options)
         self._factory = _RecordingFactory(factory)
-        self.sessions = SessionFactory(self._factory, self.options, self.clock)  # type: ignore[arg-type]
+        self.sessions = SessionFactory(self._factory, self.options, self.clock)
         self.clients: list[FakeClient] = []
 
     def connect(
@@ -309,7 +317,7 @@ class FakeClient:
         """
         Record an C{a[...]} frame and its messages.
         """
-        self.frames.append("a[" + ",".join(quoted) + "]")
+        self.frames.append(messageFrame(quoted))
         self.received.extend(json.loads(message) for message in quoted)
 
     def finishSink(self, code: int, reason: str) -> None:
@@ -326,7 +334,7 @@ _PRELUDE = b"h" * 2048
 _HTTP_RECEIVERS = {"xhr-streaming": "xhr_streaming", "xhr-polling": "xhr"}
 TRANSPORTS = ("websocket", "xhr-streaming", "xhr-polling")
 
-CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = 0, 1, 2, 3
 
 
 class _HTTPStatusError(Exception):
@@ -398,7 +406,7 @@ class SockJSClientTransport:
         self.heartbeats = 0
         self.connected = False
         self.disconnecting = False
-        self._state = CONNECTING
+        self._state = _CONNECTING
         self._link: Any = None
         self._connecting: Optional[Deferred[IProtocol]] = None
         self._error: Optional[Exception] = None
@@ -426,7 +434,7 @@ class SockJSClientTransport:
             text = data.decode("utf-8")
         except UnicodeDecodeError as e:
             raise ValueError(f"transport.write() takes UTF-8 text: {e}") from None
-        if self._state != OPEN or self.disconnecting:
+        if self._state != _OPEN or self.disconnecting:
             return
         self._outgoing.append(text)
         if self._flushCall is None:
@@ -448,7 +456,7 @@ class SockJSClientTransport:
         when the receiving request is dropped, or, if none was under way, once the
         session's C{disconnect_delay} has passed.
         """
-        if self._state != OPEN or self.disconnecting:
+        if self._state != _OPEN or self.disconnecting:
             return
         self.disconnecting = True
         self._flush()
@@ -458,11 +466,11 @@ class SockJSClientTransport:
         """
         Close the session now, dropping messages not sent yet.
         """
-        if self._state != OPEN:
+        if self._state != _OPEN:
             return
         self.disconnecting = True
         self._error = ConnectionAborted()
-        self._state = CLOSING
+        self._state = _CLOSING
         self._outgoing = []
         self._cancelFlush()
         self._link.abortConnection()
@@ -491,21 +499,22 @@ class SockJSClientTransport:
 
     def _cancelConnect(self, d: Deferred[IProtocol]) -> None:
         self._connecting = None
+        self._state = _CLOSING
         self._link.abortConnection()
 
     # -- from the links ----------------------------------------------------------------------
 
-    def frameReceived(self, frame: str) -> None:
+    def _frameReceived(self, frame: str) -> None:
         """
         Handle one SockJS frame from the server.
         """
-        if self._state > CLOSING:
+        if self._state > _CLOSING:
             return
         kind, payload = frame[:1], frame[1:]
         if frame == "h":
             self.heartbeats += 1
             return
-        if self._state == CLOSING:
+        if self._state == _CLOSING:
             if kind == "c" and self.closeCode is None:
                 try:
                     self.closeCode, self.closeReason = _asClose(payload)
@@ -513,54 +522,54 @@ class SockJSClientTransport:
                     pass
             return
         if frame == "o":
-            if self._state != CONNECTING:
-                self.protocolError("a second open frame")
+            if self._state != _CONNECTING:
+                self._protocolError("a second open frame")
                 return
             self._opened()
         elif kind == "a":
-            if self._state != OPEN:
-                self.protocolError("a message frame before the open frame")
+            if self._state != _OPEN:
+                self._protocolError("a message frame before the open frame")
                 return
             try:
                 messages = _asMessages(payload)
             except ValueError as e:
-                self.protocolError(f"broken message frame {frame!r}: {e}")
+                self._protocolError(f"broken message frame {frame!r}: {e}")
                 return
             self._deliver(messages)
         elif kind == "c":
             try:
                 self.closeCode, self.closeReason = _asClose(payload)
             except ValueError as e:
-                self.protocolError(f"broken close frame {frame!r}: {e}")
+                self._protocolError(f"broken close frame {frame!r}: {e}")
                 return
-            self._state = CLOSING
+            self._state = _CLOSING
             self._outgoing = []
             self._cancelFlush()
             self._link.serverClosed()
         else:
-            self.protocolError(f"unknown frame {frame!r}")
+            self._protocolError(f"unknown frame {frame!r}")
 
-    def protocolError(self, why: str) -> None:
+    def _protocolError(self, why: str) -> None:
         """
         The server broke the SockJS protocol: drop the session.
         """
-        if self._state > CLOSING:
+        if self._state > _CLOSING:
             return
         if self._error is None:
             self._error = ConnectionLost(f"SockJS protocol error: {why}")
-        self._state = CLOSING
+        self._state = _CLOSING
         self._outgoing = []
         self._cancelFlush()
         self._link.abortConnection()
 
-    def linkLost(self, reason: Failure) -> None:
+    def _linkLost(self, reason: Failure) -> None:
         """
         The connections below are all gone; C{reason} says why.
         """
-        if self._state == CLOSED:
+        if self._state == _CLOSED:
             return
         wasConnected = self.connected
-        self._state = CLOSED
+        self._state = _CLOSED
         self.connected = False
         self._outgoing = []
         self._cancelFlush()
@@ -595,7 +604,7 @@ class SockJSClientTransport:
         return Failure(ConnectError(string=reason.getErrorMessage()))
 
     def _opened(self) -> None:
-        self._state = OPEN
+        self._state = _OPEN
         self.connected = True
         protocol = self._protocol
         try:
@@ -610,12 +619,12 @@ class SockJSClientTransport:
     def _deliver(self, messages: list[str]) -> None:
         protocol = self._protocol
         for message in messages:
-            if self._state != OPEN or self.disconnecting:
+            if self._state != _OPEN or self.disconnecting:
                 return
             try:
                 data = message.encode("utf-8")
             except UnicodeEncodeError:
-                self.protocolError(f"a message holds a lone surrogate: {message!r}")
+                self._protocolError(f"a message holds a lone surrogate: {message!r}")
                 return
             try:
                 protocol.dataReceived(data)
@@ -648,9 +657,9 @@ class _WebSocketClientProtocol(WebSocketClientProtocol):  # type: ignore[misc]
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         transport = self.factory.link.transport
         if isBinary:
-            transport.protocolError("a binary websocket message")
+            transport._protocolError("a binary websocket message")
         else:
-            transport.frameReceived(payload.decode("utf-8"))
+            transport._frameReceived(payload.decode("utf-8"))
 
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
         self.factory.link.closed(wasClean, code, reason)
@@ -704,7 +713,7 @@ class _WebSocketLink:
 
     def _connectFailed(self, reason: Failure) -> None:
         self._connecting = None
-        self.transport.linkLost(reason)
+        self.transport._linkLost(reason)
 
     def opened(self, websocket: _WebSocketClientProtocol) -> None:
         self._websocket = websocket
@@ -713,9 +722,9 @@ class _WebSocketLink:
 
     def closed(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
         if wasClean:
-            self.transport.linkLost(Failure(ConnectionDone()))
+            self.transport._linkLost(Failure(ConnectionDone()))
         else:
-            self.transport.linkLost(
+            self.transport._linkLost(
                 Failure(ConnectionLost(reason or "websocket closed uncleanly"))
             )
 
@@ -835,9 +844,9 @@ class _FrameReader(_BodyReader):
             try:
                 frame = line.decode("utf-8")
             except UnicodeDecodeError:
-                self._sink.protocolError("a frame is not UTF-8")
+                self._sink._protocolError("a frame is not UTF-8")
                 return
-            self._sink.frameReceived(frame)
+            self._sink._frameReceived(frame)
 
     def bodyDone(self) -> None:
         if self._buffer:
@@ -1012,7 +1021,7 @@ class _HTTPLink:
         closing: Deferred[None] = (
             self._pool.closeCachedConnections() if self._pool is not None else succeed(None)
         )
-        closing.addBoth(lambda _: self._transport.linkLost(reason))
+        closing.addBoth(lambda _: self._transport._linkLost(reason))
 
 
 class SockJSClient:

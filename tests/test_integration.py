@@ -1,6 +1,7 @@
 """
 The real plugin, started as `twistd sockjs` would be, on a free port, spoken to over real
-sockets: HTTP/1.0 and 1.1, streaming, websockets, and a graceful stop on SIGTERM.
+sockets: HTTP/1.0 and 1.1, streaming, websockets, a graceful stop on SIGTERM, and
+L{sockjs_twisted.testing.SockJSClient} over each of its transports.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import uuid
 from typing import Optional
 
 import websocket
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sockjs_twisted.testing import TRANSPORTS, SockJSClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -187,3 +194,64 @@ class ShutdownTests(SynchronousTestCase):
         # twist exits by re-raising the signal once the reactor has stopped cleanly.
         self.assertIn(server.process.wait(10), (0, -signal.SIGTERM))
         self.assertLess(time.monotonic() - started, 6)
+
+
+class _Collector(Protocol):
+    """
+    Collects messages; C{arrived} fires when C{expected} of them did, C{lost} on
+    C{connectionLost} with the reason.
+    """
+
+    def __init__(self, expected: int = 0) -> None:
+        self.expected = expected
+        self.messages: list[bytes] = []
+        self.arrived: Deferred[None] = Deferred()
+        self.lost: Deferred[None] = Deferred()
+        self.reason: Optional[Failure] = None
+
+    def dataReceived(self, data: bytes) -> None:
+        self.messages.append(data)
+        if len(self.messages) == self.expected:
+            self.arrived.callback(None)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.reason = reason
+        self.lost.callback(None)
+
+
+class SockJSClientTests(TestCase):
+    """
+    The testing kit's client against the real plugin.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.server = Server()
+        self.addCleanup(self.server.stop)
+
+    async def test_everyTransport(self) -> None:
+        """Over each transport /echo echoes and /close closes with 3000 "Go away!"."""
+        from twisted.internet import reactor
+
+        base = f"http://127.0.0.1:{self.server.port}"
+        for transport in TRANSPORTS:
+            echo = _Collector(expected=2)
+            await SockJSClient(reactor, base + "/echo", transport).connect(echo)
+            echo.transport.write("\u00e9t\u00e9".encode())
+            echo.transport.write(b"x" * 5000)
+            await echo.arrived
+            self.assertEqual(echo.messages, ["\u00e9t\u00e9".encode(), b"x" * 5000], transport)
+            echo.transport.loseConnection()
+            await echo.lost
+
+            closing = _Collector()
+            await SockJSClient(reactor, base + "/close", transport).connect(closing)
+            await closing.lost
+            assert closing.reason is not None
+            closing.reason.trap(ConnectionDone)
+            self.assertEqual(
+                (closing.transport.closeCode, closing.transport.closeReason),
+                (3000, "Go away!"),
+                transport,
+            )

@@ -410,6 +410,8 @@ class CloseTests(SessionTestCase):
         for protocol in self.userFactory.built:
             self.assertEqual(protocol.events, ["makeConnection", "connectionLost"])
         self.assertEqual(decode(sinkA.frames[-1]), (1001, "Server shutting down"))
+        self.assertEqual(len(self.factory), 0)
+        self.assertNoTimers()
 
 
 class WebSocketSessionTests(SessionTestCase):
