@@ -117,7 +117,20 @@ def _rejectConstant(name: str) -> object:
 _decoder = json.JSONDecoder(parse_constant=_rejectConstant)
 
 
+_scan = _decoder.scan_once
+
+
 def _parse(payload: str) -> object:
+    try:
+        # The C scanner itself; JSONDecoder.decode adds two regex matches around it.
+        value, end = _scan(payload, 0)
+    except StopIteration:
+        value, end = None, -1
+    except (ValueError, RecursionError) as e:
+        raise BrokenFraming(str(e)) from None
+    if end == len(payload):
+        return value
+    # Leading or trailing whitespace, or something that is not JSON at all.
     try:
         return _decoder.decode(payload)
     except (ValueError, RecursionError) as e:
@@ -163,6 +176,11 @@ def decodeWebSocketPayload(payload: str) -> list[bytes]:
     """
     if not payload:
         return []
+    if payload.startswith('["') and payload.endswith('"]'):
+        # One plain ASCII message, the commonest payload: no JSON needed.
+        inner = payload[2:-2]
+        if inner.isascii() and inner.isprintable() and '"' not in inner and "\\" not in inner:
+            return [inner.encode("ascii")]
     messages = _parse(payload)
     if type(messages) is str:
         messages = [messages]

@@ -110,6 +110,18 @@ class DecodeTests(SynchronousTestCase):
             e = self.assertRaises(BrokenFraming, decodeHTTPPayload, payload)
             self.assertEqual(e.message, "Broken JSON encoding.", payload[:20])
 
+    @deterministic
+    @given(st.one_of(st.text(), st.text(alphabet=st.characters(max_codepoint=127))))
+    def test_websocketAgreesWithJSON(self, inner: str) -> None:
+        """Any '["..."]' payload decodes exactly as a strict JSON parser would read it."""
+        payload = '["' + inner + '"]'
+        try:
+            expected = [m.encode("utf-8") for m in json.loads(payload)]
+        except (ValueError, UnicodeEncodeError, AttributeError):
+            self.assertRaises(BrokenFraming, decodeWebSocketPayload, payload)
+            return
+        self.assertEqual(decodeWebSocketPayload(payload), expected)
+
     def test_websocketForms(self) -> None:
         """A websocket message is an array, a single string, or empty (nothing)."""
         self.assertEqual(decodeWebSocketPayload('["a","b"]'), [b"a", b"b"])
