@@ -117,7 +117,7 @@ def _rejectConstant(name: str) -> object:
 _decoder = json.JSONDecoder(parse_constant=_rejectConstant)
 
 
-_scan = _decoder.scan_once
+_scan = _decoder.scan_once  # type: ignore[attr-defined]
 
 
 def _parse(payload: str) -> object:
