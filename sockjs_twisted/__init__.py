@@ -5,7 +5,7 @@ Wrap an ordinary protocol factory: C{SockJSFactory(MyFactory())} for C{listenTCP
 C{SockJSResource(MyFactory())} to mount beside other resources.
 """
 
-from ._factory import SockJSFactory
+from ._factory import SockJSFactory, SockJSSite
 from ._options import SockJSOptions
 from ._registry import SessionFactory
 from ._resource import SockJSResource
@@ -17,4 +17,5 @@ __all__ = [
     "SockJSFactory",
     "SockJSOptions",
     "SockJSResource",
+    "SockJSSite",
 ]

@@ -149,9 +149,10 @@ class SockJSFactory(SockJSSite):
     """
     Serve C{factory}'s protocols to SockJS clients: C{listenTCP(8081,
     SockJSFactory(MyFactory()))}.  The endpoint is served at the C{prefix} option (the
-    root by default).  The wrapped factory's C{doStart}/C{doStop} follow this one's.
+    root by default).  The wrapped factory's C{doStart}/C{doStop} follow this one's, and
+    stopping it closes every session with C{1001 "Server shutting down"}.
 
-    :ivar resource: The L{SockJSResource} (also reachable as C{endpoint}).
+    :ivar endpoint: The L{SockJSResource}.
     """
 
     def __init__(
@@ -160,6 +161,13 @@ class SockJSFactory(SockJSSite):
         reactor: Optional[IReactorTime] = None,
         **options: Any,
     ) -> None:
+        """
+        :param factory: An ordinary protocol factory; each SockJS session gets one of its
+            protocols.
+        :param reactor: The reactor; the global one by default.
+        :param options: See L{SockJSOptions}; C{max_body_size} also bounds request bodies
+            for the whole site.
+        """
         self.endpoint = SockJSResource(factory, reactor=reactor, **options)
         prefix = self.endpoint.options.prefix
         root: Resource

@@ -110,6 +110,9 @@ class SessionFactory:
         return [*self._sessions.values(), *self._websockets]
 
     def __len__(self) -> int:
+        """
+        How many sessions this endpoint holds now (HTTP ones until they are reaped).
+        """
         return len(self._sessions) + len(self._websockets)
 
     def openSession(

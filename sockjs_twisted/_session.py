@@ -130,6 +130,21 @@ class Session:
     # -- sockjs-node's connection properties ------------------------------------------
 
     @property
+    def connected(self) -> bool:
+        """
+        Is the session open (as a TCP transport's C{connected})?
+        """
+        return self.readyState == OPEN
+
+    @property
+    def disconnecting(self) -> bool:
+        """
+        Is the session closing or closed (as a TCP transport's C{disconnecting}, which
+        C{LineReceiver} and friends read)?
+        """
+        return self.readyState >= CLOSING
+
+    @property
     def prefix(self) -> str:
         return self._factory.options.prefix
 

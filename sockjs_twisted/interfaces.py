@@ -23,6 +23,10 @@ class ISockJSTransport(ITransport, IConsumer):
 
     sessionId = Attribute("The SockJS session id (str), or None for raw websockets.")
     readyState = Attribute("0 connecting, 1 open, 2 closing, 3 closed.")
+    connected = Attribute("True while the session is open.")
+    disconnecting = Attribute(
+        "True once the session is closing or closed (read by LineReceiver and friends)."
+    )
     protocol = Attribute(
         "The name of the transport the browser uses now, e.g. 'websocket', 'xhr-streaming'."
     )

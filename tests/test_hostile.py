@@ -302,10 +302,32 @@ class OriginPolicyTests(SynchronousTestCase):
         r = self.client.post("/echo/0/a/xhr", headers={"Origin": "https://evil.example"})
         self.assertIsNone(r.header("access-control-allow-origin"))
         self.assertEqual(r.header("vary"), "Origin")
+        r = self.client.get("/echo/info", headers={"Origin": "https://evil.example"})
+        self.assertEqual(r.status, 200)
+        self.assertIsNone(r.header("access-control-allow-origin"))
         r = self.client.post("/echo/0/b/xhr", headers={"Origin": "https://good.example"})
         self.assertEqual(r.header("access-control-allow-origin"), "https://good.example")
         self.assertEqual(r.header("access-control-allow-credentials"), "true")
         self.assertEqual(r.header("vary"), "Origin")
+
+    def test_httpTransportsRefused(self) -> None:
+        """Session URLs refuse requests from other origins with 403: no session, no send."""
+        evil = {"Origin": "https://evil.example"}
+        for method, path in [
+            ("POST", "xhr"),
+            ("POST", "xhr_streaming"),
+            ("GET", "eventsource"),
+            ("GET", "htmlfile?c=x"),
+            ("GET", "jsonp?c=x"),
+            ("OPTIONS", "xhr"),
+        ]:
+            r = self.client.request(method, f"/echo/0/e/{path}", headers=evil)
+            self.assertEqual((r.status, r.body), (403, b"Origin not allowed."), path)
+        self.assertEqual(len(self.resource.sessions), 0)
+        self.client.post("/echo/0/good/xhr")
+        for transport in ("xhr_send", "jsonp_send"):
+            r = self.client.post(f"/echo/0/good/{transport}", b'["x"]', headers=evil)
+            self.assertEqual(r.status, 403)
 
     def test_nullWhenListed(self) -> None:
         """Origin 'null' is allowed only when listed."""

@@ -129,6 +129,13 @@ class OpenTests(SessionTestCase):
         self.assertEqual(session.prefix, "")
         self.assertEqual(session.getHost().port, 8081)
 
+    def test_connectedAndDisconnecting(self) -> None:
+        """connected and disconnecting follow readyState, as LineReceiver expects."""
+        session, sink = self.open()
+        self.assertEqual((session.connected, session.disconnecting), (True, False))
+        session.loseConnection()
+        self.assertEqual((session.connected, session.disconnecting), (False, True))
+
     def test_propertiesFollowLatestReceiver(self) -> None:
         """Headers and url come from the latest receiving request."""
         session, sink = self.open(sink=RecordingSink(polling=True))

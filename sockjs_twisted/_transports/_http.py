@@ -221,6 +221,10 @@ class TransportResource(Resource):
         handler = self.methods.get(request.method)
         if handler is None:
             return notAllowed(request, self.allowed)
+        if not originAllowed(request.getHeader(b"origin"), self.options):
+            # A page of another origin may not even send: no side effects for it.
+            request.setHeader(b"Vary", b"Origin")
+            return text(request, 403, "Origin not allowed.")
         setCookie(request, self.options)
         return getattr(self, handler)(request, sessionId)
 

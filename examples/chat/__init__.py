@@ -1,0 +1,3 @@
+"""
+The chat example: a room where every message reaches every member.
+"""

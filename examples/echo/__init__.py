@@ -1,0 +1,3 @@
+"""
+The echo example: every message comes back.
+"""

@@ -1,0 +1,3 @@
+"""
+The line-protocol example: an existing C{LineReceiver} served to browsers unchanged.
+"""

@@ -1,0 +1,3 @@
+"""
+The token-authentication example: the first message of a session is a token.
+"""
