@@ -200,7 +200,14 @@ class SessionFactory:
         self._pending = []
         self._lastData = None
         for session in pending:
-            session.flush()
+            try:
+                session.flush()
+            except BaseException:
+                # A bug must not stall the other sessions of this turn.
+                self.log.failure(
+                    "SockJS session {sessionId}: flush failed", sessionId=session.sessionId
+                )
+                session.fail((1011, "Internal error"), "flush failed")
 
     # -- logging ---------------------------------------------------------------------------
 

@@ -270,7 +270,12 @@ class Session:
             )
             self._queue = []
             self._queuedBytes = 0
-            self.fail(QUEUE_OVERFLOW, "outgoing queue over limit")
+            # Not from inside the protocol's own write(): Twisted transports never call
+            # connectionLost re-entrantly.  Writes are dropped from now on.
+            self.readyState = CLOSING
+            self._factory.clock.callLater(
+                0, self.fail, QUEUE_OVERFLOW, "outgoing queue over limit"
+            )
             return
         if self._producer is not None and self._streamingProducer and not self._producerPaused:
             self._producerPaused = True

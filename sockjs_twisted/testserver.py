@@ -110,7 +110,7 @@ class Broadcast(_Service):
         self.factory.members.add(self)
 
     def dataReceived(self, data: bytes) -> None:
-        for member in self.factory.members:
+        for member in list(self.factory.members):
             member._transport().write(data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]

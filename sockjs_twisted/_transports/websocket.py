@@ -142,16 +142,28 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def writeFrame(self, frame: str) -> None:
         if self.factory.framed and self.state == self.STATE_OPEN:
-            self.sendMessage(frame.encode("utf-8"))
+            self._sendText(frame.encode("utf-8"))
 
     def writeMessages(self, quoted: list[str]) -> None:
         if self.state != self.STATE_OPEN:
             return
         if self.factory.framed:
-            self.sendMessage(messageFrame(quoted).encode("utf-8"))
+            self._sendText(messageFrame(quoted).encode("utf-8"))
         else:
             for message in quoted:
-                self.sendMessage(message.encode("utf-8"))
+                self._sendText(message.encode("utf-8"))
+
+    def _sendText(self, payload: bytes) -> None:
+        limit = self.maxMessagePayloadSize
+        if 0 < limit < len(payload):
+            # Autobahn holds what we send to the limit meant for what clients send.
+            self.maxMessagePayloadSize = 0
+            try:
+                self.sendMessage(payload)
+            finally:
+                self.maxMessagePayloadSize = limit
+        else:
+            self.sendMessage(payload)
 
     def finishSink(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
