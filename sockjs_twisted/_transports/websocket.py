@@ -154,7 +154,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
                 self._sendText(message.encode("utf-8"))
 
     def _sendText(self, payload: bytes) -> None:
-        limit = self.maxMessagePayloadSize
+        limit: int = self.maxMessagePayloadSize  # type: ignore[has-type]
         if 0 < limit < len(payload):
             # Autobahn holds what we send to the limit meant for what clients send.
             self.maxMessagePayloadSize = 0
