@@ -893,6 +893,15 @@ class EventSourceTests(_ProtocolTestCase):
         self.assertFalse(r.complete)
         self.assertAllSessionsGone()
 
+    def test_percentEscaped(self) -> None:
+        """eventsource frames carry '%' as %25, since sockjs-client decodeURI()s each event."""
+        url = self.sessionURL()
+        r = self.client.get(url + "/eventsource")
+        r.read()
+        self.client.post(url + "/xhr_send", b'["100% a %25"]')
+        self.client.advance()
+        self.assertEqual(r.read(), b'data: a["100%25 a %2525"]\r\n\r\n')
+
     def test_response_limit(self) -> None:
         """An eventsource response ends once 4096 bytes of frames (response_limit) were sent."""
         url = self.sessionURL()

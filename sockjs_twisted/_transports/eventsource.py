@@ -19,6 +19,15 @@ class EventSourceSink(ResponseSink):
         self._request.write(b"\r\n")
 
     def wrap(self, frame: str) -> bytes:
+        # sockjs-client decodeURI()s every event: '%' must travel as %25 (and, were they
+        # ever to appear, the line breaks and NUL that would split or end the event).
+        if "%" in frame or "\r" in frame or "\n" in frame or "\x00" in frame:
+            frame = (
+                frame.replace("%", "%25")
+                .replace("\r", "%0D")
+                .replace("\n", "%0A")
+                .replace("\x00", "%00")
+            )
         return ("data: " + frame + "\r\n\r\n").encode("utf-8")
 
 
