@@ -515,9 +515,16 @@ class BackpressureTests(SessionTestCase):
         sink.pause()
         other, otherSink = self.open("other")
         session.write(b"x" * 1001)
+        # Never from inside write(): the protocol hears of it in the next turn.
+        self.assertEqual(session.readyState, CLOSING)
+        self.assertIsNone(self.userFactory.built[0].lost)
+        session.write(b"dropped")
+        self.clock.advance(0)
         self.assertEqual(session.readyState, CLOSED)
         self.userFactory.built[0].lost.trap(ConnectionLost)
         self.assertEqual(other.readyState, OPEN)
+        sink.resume()
+        self.assertEqual([decode(f) for f in sink.frames], ["o", (1013, "Outgoing queue over limit")])
 
 
 class InterleavingTests(SessionTestCase):
