@@ -38,6 +38,29 @@ _anotherConnectionFrame = closeFrame(*ANOTHER_CONNECTION)
 _ITEM_OVERHEAD = 64
 
 
+# Request headers a connection exposes (sockjs-node's list, plus origin and the other
+# X-Forwarded-* headers).  Cookies are never among them.
+EXPOSED_HEADERS = frozenset(
+    [
+        "referer",
+        "x-client-ip",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-proto",
+        "x-cluster-client-ip",
+        "via",
+        "x-real-ip",
+        "x-ssl",
+        "dnt",
+        "host",
+        "user-agent",
+        "accept-language",
+        "origin",
+    ]
+)
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ConnectionInfo:
     """
@@ -45,7 +68,8 @@ class ConnectionInfo:
 
     :ivar peer: The client's address.
     :ivar host: The server's address.
-    :ivar headers: Selected request headers, lower-case names, never cookies.
+    :ivar headers: Request headers, lower-case names (the session exposes only those in
+        L{EXPOSED_HEADERS}: never cookies).
     :ivar url: The request's path and query.
     """
 
@@ -159,7 +183,9 @@ class Session:
 
     @property
     def headers(self) -> dict[str, str]:
-        return self._info.headers if self._info else {}
+        if self._info is None:
+            return {}
+        return {k: v for k, v in self._info.headers.items() if k in EXPOSED_HEADERS}
 
     @property
     def remoteAddress(self) -> Optional[str]:

@@ -411,6 +411,21 @@ class WebSocketTests(HostileTestCase):
         self.assertEqual(self.factory.built[0].received, [])
 
 
+class ConnectionHeadersTests(HostileTestCase):
+    def test_neverCookies(self) -> None:
+        """Over websocket and HTTP, a session exposes selected headers and never cookies."""
+        sent = {"Cookie": "secret=1", "User-Agent": "ua", "X-Forwarded-For": "1.2.3.4"}
+        ws = self.client.websocket("/echo/0/w/websocket", headers=sent)
+        self.assertEqual(ws.frames(), ["o"])
+        self.client.post("/echo/0/h/xhr", headers=sent)
+        for protocol in self.factory.built:
+            headers = protocol.transport.headers
+            self.assertNotIn("cookie", headers)
+            self.assertEqual(headers["user-agent"], "ua")
+            self.assertEqual(headers["x-forwarded-for"], "1.2.3.4")
+            self.assertEqual(headers["host"], "127.0.0.1:8081")
+
+
 class UserCodeTests(SynchronousTestCase):
     def test_dataReceivedRaises(self) -> None:
         """A protocol raising in dataReceived: logged once, its session closed with 1011, others fine."""

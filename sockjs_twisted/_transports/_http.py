@@ -20,6 +20,7 @@ from zope.interface import implementer
 from .._framing import messageFrame
 from .._options import SockJSOptions
 from .._registry import SessionFactory
+from .._session import EXPOSED_HEADERS as _EXPOSED
 from .._session import ConnectionInfo, Session
 from ..interfaces import ISessionSink
 
@@ -32,25 +33,7 @@ APPLICATION_JAVASCRIPT = b"application/javascript; charset=UTF-8"
 APPLICATION_JSON = b"application/json; charset=UTF-8"
 TEXT_HTML = b"text/html; charset=UTF-8"
 
-# Request headers a connection exposes (sockjs-node's list, plus origin and the other
-# X-Forwarded-* headers).  Cookies are never among them.
-EXPOSED_HEADERS = (
-    b"referer",
-    b"x-client-ip",
-    b"x-forwarded-for",
-    b"x-forwarded-host",
-    b"x-forwarded-port",
-    b"x-forwarded-proto",
-    b"x-cluster-client-ip",
-    b"via",
-    b"x-real-ip",
-    b"x-ssl",
-    b"dnt",
-    b"host",
-    b"user-agent",
-    b"accept-language",
-    b"origin",
-)
+EXPOSED_HEADERS = tuple(name.encode("ascii") for name in sorted(_EXPOSED))
 
 # A header value we echo (Origin, Access-Control-Request-Headers) must be printable ASCII:
 # nothing that could split or smuggle a response header.

@@ -56,16 +56,13 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         return "websocket" if self.factory.framed else "websocket-raw"
 
     def onConnect(self, request: Any) -> None:
-        exposed: dict[str, str] = {}
-        for name in self.factory.exposedHeaders:
-            value = request.headers.get(name)
-            if value is not None:
-                exposed[name] = value
         transport: Any = self.transport
+        # Autobahn keeps the handshake's headers (lower-case names) for the life of the
+        # connection; the session filters them when asked instead of holding a copy.
         self._info = ConnectionInfo(
             peer=transport.getPeer(),
             host=transport.getHost(),
-            headers=exposed,
+            headers=request.headers,
             url=self.http_request_uri,
         )
 
@@ -189,13 +186,9 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
     """
 
     protocol = SockJSWebSocketProtocol  # type: ignore[assignment]
-    exposedHeaders: tuple[str, ...] = ()
 
     def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
         super().__init__(reactor=reactor)
-        from ._http import EXPOSED_HEADERS
-
-        self.exposedHeaders = tuple(h.decode("ascii") for h in EXPOSED_HEADERS)
         self.registry = registry
         self.clock = reactor
         self.framed = framed
