@@ -73,6 +73,7 @@ class SessionFactory:
         self._websockets: set[Session] = set()
         self._pending: list[Session] = []
         self._flushCall: Optional[IDelayedCall] = None
+        self._batchDepth = 0
         self._lastData: Optional[bytes] = None
         self._lastQuoted = ""
         self._started = False
@@ -187,15 +188,35 @@ class SessionFactory:
 
     def scheduleFlush(self, session: Session) -> None:
         """
-        Flush C{session} in the next reactor turn, together with every other session
-        written to in this one.
+        Flush C{session} once the network input being handled now is handled (see
+        L{batch}), or else in the next reactor turn, together with every other session
+        written to meanwhile.
         """
         self._pending.append(session)
-        if self._flushCall is None:
+        if self._batchDepth == 0 and self._flushCall is None:
             self._flushCall = self.clock.callLater(0, self._flushPending)
 
+    def beginBatch(self) -> None:
+        """
+        Network input is being handled (a websocket read, an C{xhr_send}): what it makes
+        the protocols write is flushed when L{endBatch} is called, without a timer.
+        """
+        self._batchDepth += 1
+
+    def endBatch(self) -> None:
+        """
+        The network input of L{beginBatch} is handled: flush what it wrote.
+        """
+        self._batchDepth -= 1
+        if self._batchDepth == 0 and self._pending:
+            self._flushPending()
+
     def _flushPending(self) -> None:
-        self._flushCall = None
+        call = self._flushCall
+        if call is not None:
+            self._flushCall = None
+            if call.active():
+                call.cancel()
         pending = self._pending
         self._pending = []
         self._lastData = None

@@ -108,7 +108,10 @@ class _ExampleTestCase(SynchronousTestCase):
         """
         ws = self.client.websocket(self.sessionURL(prefix) + "/websocket")
         self.assertTrue(ws.open)
-        self.assertEqual(ws.frames(), ["o"])
+        received = ws.receive()
+        self.assertEqual(received[:1], ["o"])
+        # What the protocol wrote on connecting may follow in the same read: keep it.
+        ws.messages[:0] = received[1:]
         return ws
 
     def streaming(self, prefix: str) -> Streaming:

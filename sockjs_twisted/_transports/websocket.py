@@ -81,6 +81,16 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             sessionId, self, self._info, registered=False, framed=self.factory.framed
         )
 
+    def dataReceived(self, data: bytes) -> None:
+        # Everything the messages in this read make protocols write leaves in one frame
+        # per session when the read is handled: no timer, no extra reactor turn.
+        registry = self.factory.registry
+        registry.beginBatch()
+        try:
+            super().dataReceived(data)
+        finally:
+            registry.endBatch()
+
     def onMessageEnd(self) -> None:
         # Autobahn's own version also fires a "message" event through a Deferred per
         # message for listeners we never register; deliver the message and nothing else.

@@ -85,7 +85,12 @@ def receiveMessages(
         messages = decodeHTTPPayload(payload)
     except BrokenFraming as e:
         return text(request, 500, e.message)
-    session.messagesReceived(messages)
+    registry = resource.registry
+    registry.beginBatch()
+    try:
+        session.messagesReceived(messages)
+    finally:
+        registry.endBatch()
     return None
 
 
