@@ -8,6 +8,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel, _ChunkedTransferDecoder
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -32,11 +35,187 @@ def mount(root: Resource, prefix: str, child: Resource) -> None:
     node.putChild(segments[-1], child)
 
 
+class _SockJSChannel(HTTPChannel):
+    """
+    twisted.web's HTTP/1.1 channel, answering what it would drop without a word or with a
+    bare 400: every refused request gets a status, a one-line body and
+    C{Connection: close}, then a lingering close.
+
+    Limits: a request line longer than C{MAX_LENGTH} (16 KiB) gets 414; a header line
+    longer than that, or a request line and headers together over C{totalHeadersSize}
+    (16 KiB, twisted.web's and Node's default), get 431.  An HTTP/1.1 request without
+    exactly one C{Host} header gets 400 (RFC 9112, section 3.2), as does anything else
+    twisted.web cannot parse.  A chunk-size line announcing a body larger than the site's
+    C{maxBodySize} gets 413 at once.
+
+    Lingering close, as nginx and Apache do it: after the answer nothing more is written
+    (the write side is shut down where the transport can do that), and what the client
+    still sends is read and thrown away, so that it is not reset while sending and can
+    read the answer.  The connection is closed when the client closes, when it has sent
+    nothing for C{lingerTimeout} seconds, after C{lingerTime} seconds in all, or once
+    C{lingerSize} bytes have been thrown away.
+
+    :ivar refused: Has a request on this connection been refused?
+    """
+
+    MAX_LENGTH = 16 * 1024
+    totalHeadersSize = 16 * 1024
+    lingerTimeout = 2.0
+    lingerTime = 10.0
+    lingerSize = 16 * 1024 * 1024
+
+    site: SockJSSite
+    refused = False
+    _inHead = False
+    _discarded = 0
+    _lingerIdle: Optional[IDelayedCall] = None
+    _lingerEnd: Optional[IDelayedCall] = None
+
+    # input
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.refused:
+            self._discard(len(data))
+            return
+        super().dataReceived(data)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.refused:
+            return
+        requestLine = not self._inHead
+        if requestLine and line:
+            self._inHead = True
+        if self._receivedHeaderSize + len(line) > self.totalHeadersSize:
+            self._refuseOversized(requestLine)
+            return
+        super().lineReceived(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if not self.refused:
+            self._refuseOversized(not self._inHead)
+        self._discard(len(line))
+
+    def allHeadersReceived(self) -> None:
+        self._inHead = False
+        hosts = self.requests[-1].requestHeaders.getRawHeaders(b"host")
+        if hosts is None and self._version == b"HTTP/1.1":  # type: ignore[has-type]
+            self.refuse(400, "Bad Request", "Host header required.")
+            return
+        if hosts is not None and len(hosts) > 1:
+            self.refuse(400, "Bad Request", "Duplicate Host header.")
+            return
+        super().allHeadersReceived()
+
+    def rawDataReceived(self, data: bytes) -> None:
+        if self.refused:
+            self._discard(len(data))
+            return
+        super().rawDataReceived(data)
+        if not self.refused and not self._handlingRequest:
+            self._checkChunkSize()
+
+    def _checkChunkSize(self) -> None:
+        # twisted.web's chunked decoder waits for a chunk's bytes before it passes them
+        # on: a chunk-size line announcing too much is refused as soon as it is read.
+        decoder = self._transferDecoder
+        if not isinstance(decoder, _ChunkedTransferDecoder) or decoder.state != "BODY":
+            return
+        request = self.requests[-1]
+        received = request._bodyReceived if isinstance(request, _BoundedRequest) else 0
+        if received + decoder.length > self.site.maxBodySize:
+            self.refuse(413, "Payload Too Large", "Payload too large.")
+
+    def _refuseOversized(self, requestLine: bool) -> None:
+        if requestLine:
+            self.refuse(414, "URI Too Long", "URI too long.")
+        else:
+            self.refuse(431, "Request Header Fields Too Large", "Request headers too large.")
+
+    def _respondToBadRequestAndDisconnect(self) -> None:
+        self.refuse(400, "Bad Request", "Bad request.")
+
+    def _send100Continue(self) -> None:
+        if not self.refused:
+            super()._send100Continue()
+
+    # refusing
+
+    def refuse(self, code: int, phrase: str, body: str) -> None:
+        """
+        Answer C{code} with a one-line C{body}, write nothing more, and close with a
+        lingering close.  Only the first refusal of a connection is written.
+        """
+        if self.refused:
+            return
+        self.refused = True
+        for request in self.requests:
+            if isinstance(request, _BoundedRequest):
+                request._cancelDeadline()
+        self._discard(len(self.clearLineBuffer()))
+        transport = self.transport
+        if transport is None:
+            # Another protocol (a websocket) has taken the connection over.
+            return
+        data = body.encode("ascii") + b"\n"
+        transport.write(
+            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (code, phrase.encode("ascii"), len(data), data)
+        )
+        self.setTimeout(None)
+        # Keep reading whatever happens to writing: the channel no longer follows the
+        # transport's flow control.
+        self._networkProducer.unregisterProducer()
+        self._networkProducer.resumeProducing()
+        # Half-close where the transport itself can (TCP): the client reads the answer
+        # and then the end of it.  A wrapper (TLS) only looks as if it could.
+        if getattr(type(transport), "loseWriteConnection", None) is not None:
+            transport.loseWriteConnection()  # type: ignore[attr-defined]
+        self._lingerIdle = self.callLater(self.lingerTimeout, self._endLinger)
+        self._lingerEnd = self.callLater(self.lingerTime, self._endLinger)
+
+    def _discard(self, size: int) -> None:
+        if not self.refused:
+            return
+        self._discarded += size
+        if self._discarded > self.lingerSize:
+            self._endLinger()
+            return
+        idle = self._lingerIdle
+        if idle is not None and idle.active():
+            idle.reset(self.lingerTimeout)
+
+    def _cancelLinger(self) -> None:
+        for call in (self._lingerIdle, self._lingerEnd):
+            if call is not None and call.active():
+                call.cancel()
+        self._lingerIdle = self._lingerEnd = None
+
+    def _endLinger(self) -> None:
+        self._cancelLinger()
+        transport = self.transport
+        if transport is not None and not transport.disconnecting:  # type: ignore[attr-defined]
+            transport.loseConnection()
+            # Like twisted.web's timeout: a client that does not read our answer does
+            # not keep the connection.
+            if self.abortTimeout is not None and self._abortingCall is None:
+                self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+
+    def loseConnection(self) -> None:
+        # Once refused, the lingering close decides when the connection ends.
+        if not self.refused:
+            super().loseConnection()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._cancelLinger()
+        super().connectionLost(reason)
+
+
 class _BoundedRequest(Request):
     """
     A request that must arrive whole (headers and body) within the site's
     C{requestTimeout}, with a body no larger than the site's C{maxBodySize}; otherwise the
-    client gets a one-line 408 or 413 and the connection is closed.
+    client gets a one-line 408 or 413 and a lingering close.
     """
 
     site: SockJSSite
@@ -45,7 +224,6 @@ class _BoundedRequest(Request):
         super().__init__(channel, *args, **kw)
         site: SockJSSite = channel.site
         self._bodyReceived = 0
-        self._refused = False
         self._deadline: Optional[IDelayedCall] = site.reactor.callLater(
             site.requestTimeout, self._refuse, 408, "Request Timeout", "Request too slow."
         )
@@ -61,6 +239,9 @@ class _BoundedRequest(Request):
             if deadline.active():
                 deadline.cancel()
 
+    def _refused(self) -> bool:
+        return bool(getattr(self.channel, "refused", False))
+
     def gotLength(self, length: Optional[int]) -> None:
         if length is not None and length > self._site().maxBodySize:
             self._refuse(413, "Payload Too Large", "Payload too large.")
@@ -68,7 +249,7 @@ class _BoundedRequest(Request):
         super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused():
             return
         self._bodyReceived += len(data)
         if self._bodyReceived > self._site().maxBodySize:
@@ -78,7 +259,7 @@ class _BoundedRequest(Request):
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         self._cancelDeadline()
-        if self._refused:
+        if self._refused():
             return
         super().requestReceived(command, path, version)
 
@@ -87,21 +268,12 @@ class _BoundedRequest(Request):
         super().connectionLost(reason)
 
     def _refuse(self, code: int, phrase: str, body: str) -> None:
-        self._deadline = None
-        if self._refused:
+        self._cancelDeadline()
+        if self.startedWriting:
             return
-        self._refused = True
         channel = self.channel
-        transport = channel.transport
-        if transport is None or self.startedWriting:
-            return
-        data = body.encode("ascii") + b"\n"
-        transport.write(
-            b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-            % (code, phrase.encode("ascii"), len(data), data)
-        )
-        channel.loseConnection()
+        if isinstance(channel, _SockJSChannel):
+            channel.refuse(code, phrase, body)
 
 
 class SockJSSite(Site):
@@ -114,6 +286,7 @@ class SockJSSite(Site):
     """
 
     displayTracebacks = False
+    protocol = _SockJSChannel  # type: ignore[assignment]
     requestFactory = _BoundedRequest
 
     def __init__(

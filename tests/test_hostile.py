@@ -6,10 +6,15 @@ unaffected.
 
 from __future__ import annotations
 
-from typing import Any
+import socket
+from collections.abc import Iterable
+from typing import Any, Optional
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.threads import deferToThread
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from sockjs_twisted import SockJSFactory
 from sockjs_twisted.testserver import EchoFactory
 
 from ._fakes import RecordingFactory
@@ -101,50 +106,142 @@ class BodyLimitTests(HostileTestCase):
         self.assertEchoes(url)
 
 
+def refusal(status: int, phrase: str, body: str) -> bytes:
+    """The exact bytes of a refused request's answer."""
+    data = body.encode("ascii") + b"\n"
+    return (
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+        % (status, phrase.encode("ascii"), len(data), data)
+    )
+
+
+TOO_LARGE = refusal(413, "Payload Too Large", "Payload too large.")
+URI_TOO_LONG = refusal(414, "URI Too Long", "URI too long.")
+HEADERS_TOO_LARGE = refusal(431, "Request Header Fields Too Large", "Request headers too large.")
+BAD_REQUEST = refusal(400, "Bad Request", "Bad request.")
+NO_HOST = refusal(400, "Bad Request", "Host header required.")
+TWO_HOSTS = refusal(400, "Bad Request", "Duplicate Host header.")
+TOO_SLOW = refusal(408, "Request Timeout", "Request too slow.")
+
+
 class SiteLimitTests(SynchronousTestCase):
     def setUp(self) -> None:
         self.client, _ = sockjsClient(EchoFactory())
         self.client.site.maxBodySize = 1000
+        self.connection = self.client.connect()
+
+    def send(self, data: bytes) -> bytes:
+        """Send raw bytes; everything written back since the last send."""
+        transport = self.connection.transport
+        transport.protocol.dataReceived(data)
+        written = transport.value()
+        transport.clear()
+        return written
+
+    def assertLingers(self) -> None:
+        """The connection is open, reading and discarding, until the client is silent for 2 s."""
+        transport = self.connection.transport
+        self.assertFalse(transport.disconnecting)
+        self.assertEqual(self.send(b"more body " * 1000), b"")
+        self.client.clock.advance(1.9)
+        self.assertFalse(transport.disconnecting)
+        self.client.clock.advance(0.1)
+        self.assertTrue(transport.disconnecting)
 
     def test_declaredLength(self) -> None:
-        """A Content-Length over the site's limit gets 413 at once and the connection closes."""
-        c = self.client.connect()
-        r = c.request("POST", "/echo/0/s/xhr_send", headers={"Content-Length": "1000001"})
-        self.assertEqual((r.status, r.body), (413, b"Payload too large.\n"))
-        self.assertTrue(c.closed)
+        """A Content-Length over the site's limit gets the 413 at once, then a lingering close."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 1000001\r\n\r\n"
+        self.assertEqual(self.send(head), TOO_LARGE)
+        self.assertLingers()
+
+    def test_expectContinue(self) -> None:
+        """A too large body announced with Expect: 100-continue gets the 413 and no 100 Continue."""
+        head = (
+            b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n"
+            b"Expect: 100-continue\r\n\r\n"
+        )
+        self.assertEqual(self.send(head), TOO_LARGE)
+        self.assertLingers()
 
     def test_chunkedBody(self) -> None:
-        """A chunked body growing past the site's limit gets 413 and the connection closes."""
-        c = self.client.connect()
+        """A chunked body growing past the site's limit gets 413, then a lingering close."""
         head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
         chunk = b"%x\r\n%s\r\n" % (600, b"x" * 600)
-        c.send(head + chunk + chunk)
-        self.assertEqual(c._responses[0].status, 413)
-        self.assertTrue(c.closed)
+        self.assertEqual(self.send(head + chunk), b"")
+        self.assertEqual(self.send(chunk), TOO_LARGE)
+        self.assertLingers()
+
+    def test_chunkSizeLine(self) -> None:
+        """A chunk-size line announcing more than the limit gets 413 before any of the chunk."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        self.assertEqual(self.send(head + b"10\r\n" + b"x" * 16 + b"\r\n"), b"")
+        self.assertEqual(self.send(b"3d9\r\n"), TOO_LARGE)
+        self.assertLingers()
+
+    def test_chunkSizeLineHuge(self) -> None:
+        """A chunk-size line announcing 2**80 bytes gets 413 at once."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        self.assertEqual(self.send(head + b"%x\r\n" % (2**80,)), TOO_LARGE)
+
+    def test_chunkSizeAtLimit(self) -> None:
+        """A chunked body of exactly the limit is accepted."""
+        self.client.post("/echo/0/s/xhr")
+        body = b'["' + b"x" * 996 + b'"]'
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        answer = self.send(head + b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        self.assertTrue(answer.startswith(b"HTTP/1.1 204 No Content\r\n"), answer)
+
+    def test_lingerSize(self) -> None:
+        """A refused client is cut off once it has sent 16 MiB more."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+        self.assertEqual(self.send(head), TOO_LARGE)
+        piece = b"x" * (1024 * 1024)
+        for _ in range(16):
+            self.send(piece)
+        self.assertFalse(self.connection.transport.disconnecting)
+        self.send(b"x")
+        self.assertTrue(self.connection.transport.disconnecting)
+
+    def test_lingerTime(self) -> None:
+        """A refused client that keeps sending is cut off 10 s after the answer."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+        self.assertEqual(self.send(head), TOO_LARGE)
+        for _ in range(9):
+            self.client.clock.advance(1)
+            self.send(b"x" * 1000)
+        self.assertFalse(self.connection.transport.disconnecting)
+        self.client.clock.advance(1)
+        self.assertTrue(self.connection.transport.disconnecting)
+
+    def test_lingerClientCloses(self) -> None:
+        """A refused client that closes ends the lingering close; no timer is left behind."""
+        head = b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n"
+        self.assertEqual(self.send(head), TOO_LARGE)
+        self.connection.close()
+        calls = [c for c in self.client.clock.getDelayedCalls() if "LogDateTime" not in repr(c)]
+        self.assertEqual(calls, [])
 
     def test_slowHeaders(self) -> None:
-        """Headers trickling in for longer than the request timeout get 408 and a close."""
-        c = self.client.connect()
-        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        """Headers trickling in for longer than the request timeout get 408, then a lingering close."""
+        self.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
         for _ in range(29):
             self.client.clock.advance(1)
-            c.send(b"X-A: b\r\n")
-        self.assertFalse(c.closed)
-        self.client.advance(1)
-        self.assertEqual(c._responses[0].status, 408)
-        self.assertTrue(c.closed)
+            self.assertEqual(self.send(b"X-A: b\r\n"), b"")
+        self.client.clock.advance(1)
+        self.assertEqual(self.send(b""), TOO_SLOW)
+        self.assertLingers()
 
     def test_slowBody(self) -> None:
         """A body that never completes gets 408 after the request timeout."""
-        c = self.client.connect()
-        c.send(b'POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n["')
-        self.client.advance(30)
-        self.assertEqual(c._responses[0].status, 408)
-        self.assertTrue(c.closed)
+        self.send(b'POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n["')
+        self.client.clock.advance(30)
+        self.assertEqual(self.send(b""), TOO_SLOW)
+        self.assertLingers()
 
     def test_idleKeepAlive(self) -> None:
         """An idle keep-alive connection is closed after the idle timeout."""
-        c = self.client.connect()
+        c = self.connection
         self.assertEqual(c.request("GET", "/echo").status, 200)
         self.client.advance(59)
         self.assertFalse(c.closed)
@@ -153,7 +250,7 @@ class SiteLimitTests(SynchronousTestCase):
 
     def test_longPollNotTimedOut(self) -> None:
         """A waiting poll or stream is not an idle connection: heartbeats keep coming."""
-        c = self.client.connect()
+        c = self.connection
         stream = c.request("POST", "/echo/0/s/xhr_streaming")
         for _ in range(4):
             self.client.advance(25)
@@ -161,19 +258,208 @@ class SiteLimitTests(SynchronousTestCase):
         self.assertTrue(stream.body.endswith(b"o\nh\nh\nh\nh\n"))
 
     def test_hugeHeaders(self) -> None:
-        """Headers over twisted.web's 16 KiB limit get 400 and a close."""
-        c = self.client.connect()
+        """Headers adding up to more than 16 KiB get 431."""
         many = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(20))
-        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
-        self.assertEqual([r.status for r in c._responses], [400])
-        self.assertTrue(c.closed)
+        answer = self.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        self.assertEqual(answer, HEADERS_TOO_LARGE)
+        self.assertLingers()
 
     def test_hugeHeaderLine(self) -> None:
-        """One header line over 16 KiB closes the connection without an answer."""
-        c = self.client.connect()
-        c.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n")
-        self.assertEqual(c._responses, [])
-        self.assertTrue(c.closed)
+        """One header line over 16 KiB gets 431, before its end arrives."""
+        answer = self.send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000)
+        self.assertEqual(answer, HEADERS_TOO_LARGE)
+        self.assertLingers()
+
+    def test_longRequestLine(self) -> None:
+        """A request line over 16 KiB gets 414, before its end arrives."""
+        self.assertEqual(self.send(b"GET /echo/" + b"a" * 20000), URI_TOO_LONG)
+        self.assertLingers()
+
+    def test_limits(self) -> None:
+        """A request line and headers adding up to 16 KiB (line ends not counted) are accepted; one byte more gets 431."""
+        line = b"GET /echo/info?" + b"a" * (8 * 1024) + b" HTTP/1.1"
+        for extra, answer in [(0, b"HTTP/1.1 200 OK\r\n"), (1, HEADERS_TOO_LARGE)]:
+            self.setUp()
+            header = b"X-H: " + b"a" * (16 * 1024 - len(line) - len(b"Host: x") - 5 + extra)
+            head = line + b"\r\nHost: x\r\n" + header + b"\r\n\r\n"
+            self.assertTrue(self.send(head).startswith(answer), extra)
+
+    def test_noHost(self) -> None:
+        """An HTTP/1.1 request without Host gets 400 (RFC 9112); HTTP/1.0 needs none."""
+        self.assertEqual(self.send(b"GET /echo/info HTTP/1.1\r\n\r\n"), NO_HOST)
+        self.assertLingers()
+        self.setUp()
+        self.assertTrue(self.send(b"GET /echo/info HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 200"))
+
+    def test_twoHosts(self) -> None:
+        """A request with two Host headers gets 400 (RFC 9112)."""
+        answer = self.send(b"GET /echo/info HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+        self.assertEqual(answer, TWO_HOSTS)
+        self.assertLingers()
+
+    def test_malformed(self) -> None:
+        """What twisted.web cannot parse gets a 400 with a body, then a lingering close."""
+        for raw in [
+            b"GET /echo/info HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+            b"NOT A REQUEST LINE AT ALL\r\n\r\n",
+            b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+            b"POST /echo/0/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        ]:
+            self.setUp()
+            self.assertEqual(self.send(raw), BAD_REQUEST, raw)
+            self.assertLingers()
+
+
+def exchange(port: int, head: bytes, body: Iterable[bytes] = ()) -> tuple[bytes, Optional[str]]:
+    """
+    A blocking client on a real socket: send C{head} then every piece of C{body} without
+    reading, shut down the sending side, then read until the server closes.
+
+    :return: What was read, and the first socket error (C{None} when there was none).
+    """
+    error: Optional[str] = None
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        try:
+            s.sendall(head)
+            for piece in body:
+                s.sendall(piece)
+            s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            error = repr(e)
+        try:
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    break
+                received += data
+        except OSError as e:
+            error = error or repr(e)
+    return received, error
+
+
+class _ObservedSite(SockJSFactory):
+    """A SockJSFactory that tells when each of its connections is lost."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.lost: list[Deferred[None]] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        lost: Deferred[None] = Deferred()
+        self.lost.append(lost)
+        original = channel.connectionLost
+
+        def connectionLost(reason: Any) -> None:
+            original(reason)
+            lost.callback(None)
+
+        channel.connectionLost = connectionLost
+        return channel
+
+
+MB10 = 10 * 1000 * 1000
+
+
+class RealSocketRefusalTests(TestCase):
+    """
+    Refusals on a real socket, with a client that keeps sending without reading: it is
+    never reset, and reads the whole answer once it has sent everything.
+    """
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        site = _ObservedSite(EchoFactory(), reactor=reactor, prefix="/echo")
+        port = reactor.listenTCP(0, site, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        self.site = site
+        self.port = port.getHost().port
+
+    async def refused(self, head: bytes, body: Iterable[bytes] = ()) -> bytes:
+        received, error = await deferToThread(exchange, self.port, head, body)
+        self.assertIsNone(error)
+        await gatherResults(self.site.lost)
+        return received
+
+    async def test_contentLength(self) -> None:
+        """A 10 MB xhr_send body gets 413; the client sends it all, then reads the answer."""
+        head = (
+            b"POST /echo/000/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % MB10
+        )
+        piece = b"x" * 100000
+        answer = await self.refused(head, [piece] * (MB10 // len(piece)))
+        self.assertEqual(answer, TOO_LARGE)
+
+    async def test_jsonpSend(self) -> None:
+        """A 10 MB form-encoded jsonp_send body gets 413; the client sends it all, then reads the answer."""
+        head = (
+            b"POST /echo/000/s/jsonp_send HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n\r\nd=" % MB10
+        )
+        piece = b"%41" * 33333 + b"x"
+        answer = await self.refused(head, [piece] * (MB10 // len(piece)))
+        self.assertEqual(answer, TOO_LARGE)
+
+    async def test_halfClose(self) -> None:
+        """After the 413 the server shuts down only its sending side: the client reads the answer and its end while it can still send the rest."""
+
+        def client() -> tuple[bytes, Optional[str]]:
+            head = b"POST /echo/000/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            with socket.create_connection(("127.0.0.1", self.port), timeout=60) as s:
+                s.sendall(head % MB10 + b"x" * 1000000)
+                received = b""
+                while True:
+                    data = s.recv(65536)
+                    if not data:
+                        break
+                    received += data
+                try:
+                    for _ in range(9):
+                        s.sendall(b"x" * 1000000)
+                except OSError as e:
+                    return received, repr(e)
+            return received, None
+
+        received, error = await deferToThread(client)
+        self.assertEqual((received, error), (TOO_LARGE, None))
+        await gatherResults(self.site.lost)
+
+    async def test_chunked(self) -> None:
+        """A 10 MB chunked body gets 413; the client sends it all, then reads the answer."""
+        head = (
+            b"POST /echo/000/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        chunk = b"%x\r\n%s\r\n" % (100000, b"x" * 100000)
+        answer = await self.refused(head, [chunk] * (MB10 // 100000) + [b"0\r\n\r\n"])
+        self.assertEqual(answer, TOO_LARGE)
+
+    async def test_requestLine(self) -> None:
+        """A 1 MB request line gets 414."""
+        head = b"GET /echo/" + b"a" * 1000000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.assertEqual(await self.refused(head), URI_TOO_LONG)
+
+    async def test_sessionId(self) -> None:
+        """A 100 kB session id gets 414."""
+        head = b"POST /echo/000/" + b"s" * 100000 + b"/xhr HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.assertEqual(await self.refused(head), URI_TOO_LONG)
+
+    async def test_callback(self) -> None:
+        """A 100 kB callback name gets 414."""
+        head = b"GET /echo/000/s/jsonp?c=" + b"c" * 100000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+        self.assertEqual(await self.refused(head), URI_TOO_LONG)
+
+    async def test_oneHeader(self) -> None:
+        """One 64 kB header gets 431."""
+        head = b"GET /echo/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
+        self.assertEqual(await self.refused(head), HEADERS_TOO_LARGE)
+
+    async def test_manyHeaders(self) -> None:
+        """1 MB of headers gets 431."""
+        many = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(1000))
+        head = b"GET /echo/info HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+        self.assertEqual(await self.refused(head), HEADERS_TOO_LARGE)
 
 
 class URLTests(HostileTestCase):
