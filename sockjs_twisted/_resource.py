@@ -60,6 +60,17 @@ def _validId(segment: bytes) -> Optional[str]:
         return None
 
 
+def _rawSegments(request: IRequest, routed: int) -> Optional[list[bytes]]:
+    """
+    The raw (not percent-decoded) path segments after the first C{routed} ones, or
+    C{None} if those were sent percent-encoded.
+    """
+    raw = request.path.split(b"/")[1:]  # type: ignore[attr-defined]
+    if raw[:routed] != request.prepath[:routed]:  # type: ignore[attr-defined]
+        return None
+    return raw[routed:]
+
+
 class SockJSResource(Resource):
     """
     A SockJS endpoint: mount it anywhere in a twisted.web tree.  Each instance has its own
@@ -106,10 +117,18 @@ class SockJSResource(Resource):
         }
 
     def render(self, request: IRequest) -> bytes:
+        if _rawSegments(request, len(request.prepath)) is None:  # type: ignore[attr-defined]
+            return notFound(request)
         return self._greeting.render(request)
 
     def getChild(self, path: bytes, request: IRequest) -> IResource:
-        rest = request.postpath
+        # Route on the raw segments, as sockjs-node does: twisted.web has percent-decoded
+        # them, and a proxy with path rules in front sees them raw.  The prefix above this
+        # resource was matched decoded, so it must have been sent as it is.
+        segments = _rawSegments(request, len(request.prepath) - 1)  # type: ignore[attr-defined]
+        if segments is None:
+            return self._notFound
+        path, rest = segments[0], segments[1:]
         if not rest:
             if path == b"":
                 return self._greeting

@@ -485,6 +485,34 @@ class URLTests(HostileTestCase):
             self.assertEqual(self.client.post("/echo" + path).status, 404, path)
         self.assertEqual(len(self.resource.sessions), 0)
 
+    def test_percentEncodedRoutes(self) -> None:
+        """Transports, ids and the prefix are matched on the raw path: a percent-encoded name gets 404 and creates nothing."""
+        for method, path in [
+            ("POST", "/echo/000/abc/%78hr"),
+            ("POST", "/echo/000/abc/xhr%5Fstreaming"),
+            ("GET", "/echo/000/abc/%65ventsource"),
+            ("GET", "/echo/000/abc/jsonp%3F?c=x"),
+            ("GET", "/echo/%69nfo"),
+            ("GET", "/echo/iframe%2Ehtml"),
+            ("GET", "/echo/%77ebsocket"),
+            ("GET", "/%65cho/info"),
+            ("GET", "/%65cho"),
+            ("GET", "/%65cho/"),
+            ("POST", "/%65cho/000/abc/xhr"),
+        ]:
+            r = self.client.request(method, path)
+            self.assertEqual((r.status, r.body), (404, b"Not found."), path)
+        self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_percentEncodedIds(self) -> None:
+        """A session id is its raw segment, on every transport: a%62c and abc are two sessions."""
+        self.assertEqual(self.client.post("/echo/000/a%62c/xhr").body, b"o\n")
+        self.assertEqual(self.client.post("/echo/000/abc/xhr_send", b'["x"]').status, 404)
+        ws = self.client.websocket("/echo/000/a%62c/websocket")
+        self.assertEqual(ws.frames(), ["o"])
+        ids = [p.transport.sessionId for p in self.factory.built]
+        self.assertEqual(ids, ["a%62c", "a%62c"])
+
     def test_sendToMissingOrClosed(self) -> None:
         """Sends to a missing or a closed session get 404 and never create a session."""
         for transport in ("xhr_send", "jsonp_send"):
@@ -530,6 +558,34 @@ class URLTests(HostileTestCase):
                 r = self.client.get(f"/echo/0/s/{transport}?c={callback}")
                 self.assertEqual((r.status, r.body), (500, b'invalid "callback" parameter'))
         self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_callbackCloaking(self) -> None:
+        """The query is split on '&' only: c=a;alert(1) is an invalid callback, never a callback 'a'."""
+        cases = [
+            ("c=a;alert(1)", 'invalid "callback" parameter'),
+            ("c=a%3Balert(1)", 'invalid "callback" parameter'),
+            ("x=1;c=a", '"callback" parameter required'),
+            ("c=a&c=b", 'invalid "callback" parameter'),
+            ("c=a&c=a", 'invalid "callback" parameter'),
+            ("c=", 'invalid "callback" parameter'),
+            ("c", 'invalid "callback" parameter'),
+            ("C=a", '"callback" parameter required'),
+            ("", '"callback" parameter required'),
+        ]
+        for query, answer in cases:
+            for transport in ("jsonp", "htmlfile"):
+                r = self.client.get(f"/echo/0/s/{transport}?{query}")
+                self.assertEqual((r.status, r.text), (500, answer), (transport, query))
+                self.assertEqual(r.header("content-type"), "text/plain; charset=UTF-8")
+        self.assertEqual(len(self.resource.sessions), 0)
+
+    def test_callbackDecoded(self) -> None:
+        """A valid callback is percent-decoded and may sit among other parameters, before or after."""
+        r = self.client.get("/echo/0/j/jsonp?t=1;2&c=%61.b_c-1&x")
+        self.assertEqual((r.status, r.body), (200, b'/**/a.b_c-1("o");\r\n'))
+        r = self.client.get("/echo/0/h/htmlfile?c=cb&t=1")
+        self.assertEqual(r.status, 200)
+        self.assertIn(b"var c = parent.cb;", r.body)
 
 
 class HeaderJunkTests(HostileTestCase):

@@ -8,7 +8,15 @@ from __future__ import annotations
 from twisted.web.iweb import IRequest
 
 from .._framing import isValidCallback, jsString
-from ._http import TEXT_HTML, ResponseSink, TransportResource, setCORS, setNoCache, text
+from ._http import (
+    TEXT_HTML,
+    ResponseSink,
+    TransportResource,
+    queryArguments,
+    setCORS,
+    setNoCache,
+    text,
+)
 
 _HEAD = """<!doctype html>
 <html><head>
@@ -27,11 +35,14 @@ _HEAD = """<!doctype html>
 
 def callbackParameter(request: IRequest) -> tuple[str | None, bytes | None]:
     """
-    The validated C{c} query parameter, or the error answer to give instead.
+    The validated C{c} query parameter, or the error answer to give instead.  A C{c}
+    given more than once is invalid (sockjs-node gets an array and refuses it).
     """
-    values = request.args.get(b"c")
+    values = queryArguments(request).get(b"c")
     if not values:
         return None, text(request, 500, '"callback" parameter required')
+    if len(values) > 1:
+        return None, text(request, 500, 'invalid "callback" parameter')
     try:
         callback = values[0].decode("ascii")
     except UnicodeDecodeError:

@@ -4,8 +4,6 @@ The JSONP transport: C{GET .../jsonp?c=callback} (polling) and C{POST .../jsonp_
 
 from __future__ import annotations
 
-from urllib.parse import unquote_to_bytes
-
 from twisted.web.iweb import IRequest
 
 from .._framing import jsString
@@ -14,6 +12,7 @@ from ._http import (
     TEXT_PLAIN,
     ResponseSink,
     TransportResource,
+    parseQuery,
     setCORS,
     setNoCache,
 )
@@ -25,11 +24,8 @@ def formField(body: bytes, name: bytes) -> bytes:
     """
     The first value of field C{name} in a form-encoded C{body}, as bytes (empty if none).
     """
-    prefix = name + b"="
-    for field in body.split(b"&"):
-        if field.startswith(prefix):
-            return unquote_to_bytes(field[len(prefix) :].replace(b"+", b" "))
-    return b""
+    values = parseQuery(body).get(name)
+    return values[0] if values else b""
 
 
 class JSONPSink(ResponseSink):
