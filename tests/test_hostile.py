@@ -601,6 +601,24 @@ class HeaderJunkTests(HostileTestCase):
         self.assertEqual(r.header("access-control-allow-origin"), "*")
         self.assertIsNone(r.header("access-control-allow-headers"))
 
+    def test_originStar(self) -> None:
+        """A literal 'Origin: *' gets 'Access-Control-Allow-Origin: *' and never credentials."""
+        star = {"Origin": "*"}
+        for r in [
+            self.client.post("/echo/0/o/xhr", headers=star),
+            self.client.post("/echo/0/o/xhr_send", b'["x"]', headers=star),
+            self.client.get("/echo/info", headers=star),
+            self.client.request("OPTIONS", "/echo/0/o/xhr", headers=star),
+            self.client.request("OPTIONS", "/echo/info", headers=star),
+            self.client.get("/echo/0/j/jsonp?c=x", headers=star),
+        ]:
+            self.assertLess(r.status, 300)
+            self.assertEqual(r.header("access-control-allow-origin"), "*")
+            self.assertIsNone(r.header("access-control-allow-credentials"))
+        r = self.client.post("/echo/0/p/xhr", headers={"Origin": "https://a.example"})
+        self.assertEqual(r.header("access-control-allow-origin"), "https://a.example")
+        self.assertEqual(r.header("access-control-allow-credentials"), "true")
+
     def test_cookieJunk(self) -> None:
         """A JSESSIONID cookie with junk in it is not reflected into Set-Cookie."""
         client, _ = sockjsClient(EchoFactory(), jsessionid=True)

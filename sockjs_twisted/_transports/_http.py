@@ -104,7 +104,8 @@ def queryArguments(request: IRequest) -> dict[bytes, list[bytes]]:
 
 def setCORS(request: IRequest, options: SockJSOptions) -> None:
     """
-    Add the CORS headers: the request's origin echoed with credentials allowed, or C{*}.
+    Add the CORS headers: the request's origin echoed with credentials allowed, or C{*}
+    without credentials when there is no usable origin (none, junk, or a literal C{*}).
     """
     if options.disable_cors:
         return
@@ -113,7 +114,9 @@ def setCORS(request: IRequest, options: SockJSOptions) -> None:
         request.setHeader(b"Vary", b"Origin")
         return
     origin = safeHeaderValue(rawOrigin)
-    if origin:
+    # A literal "*" is no origin: echoed with credentials it would be a combination that
+    # browsers refuse and that means "anyone, with cookies".
+    if origin and origin != b"*":
         request.setHeader(b"Access-Control-Allow-Origin", origin)
         request.setHeader(b"Access-Control-Allow-Credentials", b"true")
     else:
