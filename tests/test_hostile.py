@@ -7,6 +7,7 @@ unaffected.
 from __future__ import annotations
 
 import socket
+import struct
 from collections.abc import Iterable
 from typing import Any, Optional
 
@@ -18,7 +19,7 @@ from sockjs_twisted import SockJSFactory
 from sockjs_twisted.testserver import EchoFactory
 
 from ._fakes import RecordingFactory
-from ._harness import HTTPClient, sockjsClient
+from ._harness import HTTPClient, WebSocket, sockjsClient
 
 PAYLOAD_EXPECTED = b"Payload expected."
 BROKEN = b"Broken JSON encoding."
@@ -769,6 +770,161 @@ class WebSocketTests(HostileTestCase):
         ws.sendText("[1, null]")
         self.assertTrue(ws.connection.closed)
         self.assertEqual(self.factory.built[0].received, [])
+
+
+def frame(
+    opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True
+) -> bytes:
+    """One client websocket frame, as bytes."""
+    head = bytes([(0x80 if fin else 0) | rsv << 4 | opcode])
+    n = len(payload)
+    bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([bit | n])
+    elif n < 65536:
+        head += bytes([bit | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([bit | 127]) + struct.pack("!Q", n)
+    if not masked:
+        return head + payload
+    mask = b"\x01\x02\x03\x04"
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def closeFrame(code: int, reason: bytes = b"") -> bytes:
+    return frame(0x8, struct.pack("!H", code) + reason)
+
+
+# A frame that ends the connection, and the close code the server answers it with.
+ENDINGS = [
+    ("clean close", closeFrame(1000, b"bye"), 1000),
+    ("unmasked frame", frame(0x1, b"x", masked=False), 1002),
+    ("reserved opcode", frame(0x3, b"x"), 1002),
+    ("reserved bit", frame(0x1, b"x", rsv=4), 1002),
+    ("continuation first", frame(0x0, b"x"), 1002),
+    ("fragmented ping", frame(0x9, b"x", fin=False), 1002),
+    ("long ping", frame(0x9, b"x" * 126), 1002),
+    ("invalid close code", closeFrame(999), 1002),
+    ("close reason not UTF-8", closeFrame(1000, b"\xff"), 1007),
+    ("text not UTF-8", frame(0x1, b"\xff"), 1007),
+    ("too big", frame(0x1, b"x" * 2000), 1009),
+]
+
+
+class SameReadTests(HostileTestCase):
+    """
+    A message and whatever ends the connection, in one TCP read: the reply to the message
+    goes out before the close frame, on both websocket endpoints.
+    """
+
+    options = {"max_message_size": 1000}
+
+    def test_framed(self) -> None:
+        """On the SockJS websocket the reply a["hi"] comes before each close frame."""
+        for name, ending, code in ENDINGS:
+            ws = self.client.websocket("/echo/0/s/websocket")
+            self.assertEqual(ws.frames(), ["o"])
+            ws.connection.transport.protocol.dataReceived(frame(0x1, b'["hi"]') + ending)
+            # Invalid UTF-8 is ours to find (Autobahn's check is off): a SockJS close
+            # frame comes before the websocket one.
+            sockjsClose = [(1007, "Invalid UTF-8")] if name == "text not UTF-8" else []
+            self.assertEqual(ws.frames(), [["hi"], *sockjsClose], name)
+            self.assertEqual(ws.closeCode, code, name)
+
+    def test_raw(self) -> None:
+        """On the raw websocket the reply 'hi' comes before each close frame."""
+        for name, ending, code in ENDINGS:
+            ws = self.client.websocket("/echo/websocket")
+            ws.connection.transport.protocol.dataReceived(frame(0x1, b"hi") + ending)
+            self.assertEqual(ws.receive(), ["hi"], name)
+            self.assertEqual(ws.closeCode, code, name)
+
+    def test_brokenFraming(self) -> None:
+        """Broken SockJS framing after a good message: the reply, then the connection dropped without a close frame."""
+        ws = self.client.websocket("/echo/0/s/websocket")
+        self.assertEqual(ws.frames(), ["o"])
+        ws.connection.transport.protocol.dataReceived(frame(0x1, b'["hi"]') + frame(0x1, b'["a'))
+        self.assertEqual(ws.frames(), [["hi"]])
+        self.assertIsNone(ws.closeCode)
+        self.assertTrue(ws.connection.closed)
+
+
+class EarlyMessageTests(HostileTestCase):
+    """A message sent in the same packet as the websocket handshake is delivered."""
+
+    def handshake(self, path: str) -> bytes:
+        return (
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode("ascii")
+
+    def open(self, path: str, data: bytes, chunkSize: Optional[int] = None) -> WebSocket:
+        connection = self.client.connect()
+        connection.send(self.handshake(path) + data, chunkSize)
+        ws = WebSocket.__new__(WebSocket)
+        ws.connection = connection
+        ws.response = connection._responses[0]
+        ws.messages, ws.closeCode, ws.closeReason = [], None, None
+        ws._frames, connection._buffer = connection._buffer, b""
+        connection.websocket = ws
+        ws.pump()
+        return ws
+
+    def test_framed(self) -> None:
+        """On the SockJS websocket, messages behind the handshake reach the protocol after connectionMade and are echoed."""
+        data = frame(0x1, b'["a"]') + frame(0x1, b'["b","c"]')
+        ws = self.open("/echo/0/s/websocket", data)
+        self.assertEqual(ws.response.status, 101)
+        self.assertEqual(ws.frames(), ["o", ["a", "b", "c"]])
+        protocol = self.factory.built[0]
+        self.assertEqual(protocol.events[0], "makeConnection")
+        self.assertEqual(protocol.received, [b"a", b"b", b"c"])
+
+    def test_raw(self) -> None:
+        """On the raw websocket, a message behind the handshake is delivered and echoed."""
+        ws = self.open("/echo/websocket", frame(0x1, b"early"))
+        self.assertEqual(ws.response.status, 101)
+        self.assertEqual(ws.receive(), ["early"])
+        self.assertEqual(self.factory.built[0].received, [b"early"])
+
+    def test_closeBehindHandshake(self) -> None:
+        """A message and a close behind the handshake: the reply, then the close."""
+        ws = self.open("/echo/0/s/websocket", frame(0x1, b'["a"]') + closeFrame(1000))
+        self.assertEqual(ws.frames(), ["o", ["a"]])
+        self.assertEqual(ws.closeCode, 1000)
+
+
+class CloseFrameTests(HostileTestCase):
+    def closeWith(self, code: int, reason: str) -> WebSocket:
+        ws = self.client.websocket("/echo/0/s/websocket")
+        self.assertEqual(ws.frames(), ["o"])
+        self.factory.built[-1].transport.close(code, reason)
+        ws.pump()
+        return ws
+
+    def test_wireCode(self) -> None:
+        """The close frame carries the session's code when a server may send it, else 1000; the SockJS frame always has it."""
+        cases = [(1000, 1000), (1001, 1001), (1003, 1003), (1004, 1000), (1005, 1000)]
+        cases += [(1006, 1000), (1007, 1007), (1014, 1014), (1015, 1000), (2010, 1000)]
+        cases += [(2999, 1000), (3000, 3000), (4999, 4999), (5000, 1000), (999, 1000)]
+        for code, wire in cases:
+            ws = self.closeWith(code, "r")
+            self.assertEqual(ws.frames(), [(code, "r")], code)
+            self.assertEqual((ws.closeCode, ws.closeReason), (wire, "r"), code)
+
+    def test_reasonCutOnCharacter(self) -> None:
+        """A close reason over 123 bytes is cut on a character boundary: valid UTF-8 on the wire."""
+        for reason, sent in [
+            ("é" * 62, "é" * 61),
+            ("a" + "é" * 61, "a" + "é" * 61),
+            ("€" * 42, "€" * 41),
+            ("😀" * 31, "😀" * 30),
+            ("a" * 123, "a" * 123),
+            ("a" * 124, "a" * 123),
+        ]:
+            ws = self.closeWith(3001, reason)
+            self.assertEqual(ws.frames(), [(3001, reason)])
+            self.assertEqual((ws.closeCode, ws.closeReason), (3001, sent))
 
 
 class ConnectionHeadersTests(HostileTestCase):

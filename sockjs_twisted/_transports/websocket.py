@@ -36,7 +36,26 @@ _WIRE_CODES = frozenset(range(1000, 1015)) - {1004, 1005, 1006}
 
 
 def _wireCode(code: int) -> int:
+    """
+    The close code to put in a websocket close frame for a session closed with C{code}:
+    C{code} itself if a server may send it (1000-1003, 1007-1014, 3000-4999), else 1000.
+    """
     return code if code in _WIRE_CODES or 3000 <= code <= 4999 else 1000
+
+
+def _wireReason(reason: str) -> bytes:
+    """
+    C{reason} in UTF-8, cut to the 123 bytes a close frame has room for on a character
+    boundary, so that what is sent is still valid UTF-8.
+    """
+    data = reason.encode("utf-8", "replace")
+    if len(data) <= 123:
+        return data
+    end = 123
+    while data[end] & 0xC0 == 0x80:
+        # data[end] continues the character that data[end - 1] belongs to: cut before it.
+        end -= 1
+    return data[:end]
 
 
 @implementer(ISessionSink, IPushProducer)
@@ -106,6 +125,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         try:
             text = payload.decode("utf-8")
         except UnicodeDecodeError:
+            session.flush()
             session.fail(INVALID_UTF8, "invalid UTF-8 in a text message")
             return
         if not self.factory.framed:
@@ -115,12 +135,25 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             messages = decodeWebSocketPayload(text)
         except BrokenFraming as e:
             # The protocol suite wants the connection terminated abruptly: no close
-            # frame of either kind, the TCP connection closed.
+            # frame of either kind, the TCP connection closed (after what the earlier
+            # messages of this read made the protocol write).
+            session.flush()
             self._session = None
             self.dropConnection(abort=False)
             session.fail(BROKEN_FRAMING, f"broken framing: {e}")
             return
         session.messagesReceived(messages)
+
+    def sendCloseFrame(
+        self, code: Optional[int] = None, reasonUtf8: Optional[bytes] = None, isReply: bool = False
+    ) -> None:
+        # Every close frame, ours or Autobahn's (a reply to the client's close, a protocol
+        # error), leaves after what the messages read before it made the protocol write:
+        # the batch of this read is flushed only once the read is handled.
+        session = self._session
+        if session is not None and self.state == self.STATE_OPEN:
+            session.flush()
+        super().sendCloseFrame(code, reasonUtf8, isReply)
 
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
         session = self._session
@@ -174,7 +207,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
 
     def finishSink(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
-            self.sendCloseFrame(_wireCode(code), reason.encode("utf-8")[:123])
+            self.sendCloseFrame(_wireCode(code), _wireReason(reason))
             # Autobahn's own handshake timers run on the global reactor; ours runs on the
             # endpoint's, so that a client that never answers the close is dropped.
             self._closeTimer = self.factory.clock.callLater(
@@ -250,6 +283,16 @@ class WebSocketGate(Resource):
         if not originAllowed(request.getHeader(b"origin"), self.options):
             return text(request, 403, "Origin not allowed.")
         channel = request.channel  # type: ignore[attr-defined]
+        # What the client sent right behind its handshake, in the same read (its first
+        # frames), is still in twisted.web's buffer.  Autobahn reads the request body
+        # behind the handshake it rebuilds: put the frames there, and Autobahn reads them
+        # once the connection (and the session) is open.
+        early = channel.clearLineBuffer()
+        if early:
+            content = request.content
+            content.seek(0, 2)
+            content.write(early)
+            content.seek(0)
         result = self._upgrade.render(request)
         # The connection is Autobahn's now: twisted.web must not time it out.
         channel.setTimeout(None)
