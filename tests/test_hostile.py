@@ -6,14 +6,19 @@ unaffected.
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import struct
 from collections.abc import Iterable
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface import implementer
 
 from sockjs_twisted import SockJSFactory
 from sockjs_twisted.testserver import EchoFactory
@@ -925,6 +930,114 @@ class CloseFrameTests(HostileTestCase):
             ws = self.closeWith(3001, reason)
             self.assertEqual(ws.frames(), [(3001, reason)])
             self.assertEqual((ws.closeCode, ws.closeReason), (3001, sent))
+
+
+@implementer(IPushProducer)
+class Flood(Protocol):
+    """Writes numbered 1 kB messages until its transport pauses it; records pauses and resumes."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+        self.paused = False
+        self.events: list[str] = []
+
+    def connectionMade(self) -> None:
+        self.transport.registerProducer(self, True)  # type: ignore[union-attr]
+
+    def flood(self, limit: int = 10000) -> None:
+        while not self.paused and self.sent < limit:
+            self.transport.write(b"%06d" % self.sent + b"x" * 1000)  # type: ignore[union-attr]
+            self.sent += 1
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+class BackpressureTests(SynchronousTestCase):
+    """
+    A client that does not read pauses the protocol's producer; when it reads again it gets
+    every message, in order, and the producer is resumed.
+    """
+
+    def setUp(self) -> None:
+        self.built: list[Flood] = []
+        self.factory = Factory.forProtocol(Flood)
+        buildProtocol = self.factory.buildProtocol
+
+        def build(addr: Any) -> Any:
+            protocol = buildProtocol(addr)
+            self.built.append(protocol)
+            return protocol
+
+        self.factory.buildProtocol = build  # type: ignore[method-assign]
+        self.client, self.resource = sockjsClient(self.factory, response_limit=64 * 1024 * 1024)
+
+    def assertComplete(self, protocol: Flood, messages: list[str]) -> None:
+        expected = ["%06d" % i + "x" * 1000 for i in range(protocol.sent)]
+        self.assertEqual(messages, expected)
+        self.assertLess(protocol.sent, 10000)
+
+    def protocol(self) -> Flood:
+        [protocol] = self.built
+        return protocol
+
+    def test_htmlfile(self) -> None:
+        """htmlfile: the TCP connection's pause reaches the protocol; its resume delivers everything."""
+        c = self.client.connect()
+        r = c.request("GET", "/echo/0/s/htmlfile?c=cb")
+        self.assertEqual(scriptFrames(r.read()), ["o"])
+        protocol = self.protocol()
+        c.transport.producer.pauseProducing()
+        protocol.flood()
+        self.client.advance()
+        self.assertEqual(protocol.events, ["pause"])
+        self.assertEqual(r.read(), b"")
+        c.transport.producer.resumeProducing()
+        self.client.advance()
+        self.assertEqual(protocol.events, ["pause", "resume"])
+        frames = scriptFrames(r.read())
+        self.assertComplete(protocol, [m for f in frames for m in json.loads(f[1:])])
+
+    def test_jsonp(self) -> None:
+        """jsonp: with no poll waiting the protocol is paused; the next poll takes everything and resumes it."""
+        self.assertEqual(self.client.get("/echo/0/s/jsonp?c=cb").body, b'/**/cb("o");\r\n')
+        protocol = self.protocol()
+        protocol.flood()
+        self.client.advance()
+        self.assertEqual(protocol.events, ["pause"])
+        body = self.client.get("/echo/0/s/jsonp?c=cb").body
+        self.assertEqual(protocol.events, ["pause", "resume"])
+        self.assertTrue(body.startswith(b'/**/cb("a[') and body.endswith(b'");\r\n'))
+        frame = json.loads(body[len(b"/**/cb(") : -len(b");\r\n")])
+        self.assertComplete(protocol, json.loads(frame[1:]))
+
+    def test_rawWebsocket(self) -> None:
+        """The raw websocket: the TCP connection's pause reaches the protocol; its resume delivers everything."""
+        ws = self.client.websocket("/echo/websocket")
+        protocol = self.protocol()
+        ws.connection.transport.producer.pauseProducing()
+        protocol.flood()
+        self.client.advance()
+        self.assertEqual(protocol.events, ["pause"])
+        self.assertEqual(ws.receive(), [])
+        ws.connection.transport.producer.resumeProducing()
+        self.client.advance()
+        self.assertEqual(protocol.events, ["pause", "resume"])
+        self.assertComplete(protocol, ws.receive())
+
+
+def scriptFrames(body: bytes) -> list[str]:
+    """The SockJS frames in a piece of htmlfile body."""
+    found = re.findall(rb"<script>\np\((\".*?\")\);\n</script>\r\n", body)
+    return [json.loads(f) for f in found]
 
 
 class ConnectionHeadersTests(HostileTestCase):
