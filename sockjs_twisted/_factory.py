@@ -66,6 +66,7 @@ class _SockJSChannel(HTTPChannel):
 
     site: SockJSSite
     refused = False
+    _lost = False
     _inHead = False
     _discarded = 0
     _lingerIdle: Optional[IDelayedCall] = None
@@ -194,12 +195,13 @@ class _SockJSChannel(HTTPChannel):
     def _endLinger(self) -> None:
         self._cancelLinger()
         transport = self.transport
-        if transport is not None and not transport.disconnecting:  # type: ignore[attr-defined]
-            transport.loseConnection()
-            # Like twisted.web's timeout: a client that does not read our answer does
-            # not keep the connection.
-            if self.abortTimeout is not None and self._abortingCall is None:
-                self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+        if self._lost or transport is None or transport.disconnecting:  # type: ignore[attr-defined]
+            return
+        transport.loseConnection()
+        # Like twisted.web's timeout: a client that does not read our answer does not
+        # keep the connection.  (A half-closed TCP connection is gone at once.)
+        if not self._lost and self.abortTimeout is not None and self._abortingCall is None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
 
     def loseConnection(self) -> None:
         # Once refused, the lingering close decides when the connection ends.
@@ -207,6 +209,7 @@ class _SockJSChannel(HTTPChannel):
             super().loseConnection()
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
         self._cancelLinger()
         super().connectionLost(reason)
 

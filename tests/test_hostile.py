@@ -432,6 +432,25 @@ class RealSocketRefusalTests(TestCase):
         self.assertEqual((received, error), (TOO_LARGE, None))
         await gatherResults(self.site.lost)
 
+    async def test_silentClient(self) -> None:
+        """A refused client that stops sending but keeps its socket open is closed after 2 s of silence, leaving no timer behind."""
+
+        def client() -> tuple[socket.socket, bytes]:
+            head = b"POST /echo/000/s/xhr_send HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+            s.sendall(head % MB10 + b"x" * 100000)
+            received = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return s, received
+                received += data
+
+        s, received = await deferToThread(client)
+        self.addCleanup(s.close)
+        self.assertEqual(received, TOO_LARGE)
+        await gatherResults(self.site.lost)
+
     async def test_chunked(self) -> None:
         """A 10 MB chunked body gets 413; the client sends it all, then reads the answer."""
         head = (
