@@ -460,6 +460,25 @@ class RealSocketRefusalTests(TestCase):
         answer = await self.refused(head, [chunk] * (MB10 // 100000) + [b"0\r\n\r\n"])
         self.assertEqual(answer, TOO_LARGE)
 
+    async def test_chunkSizeLine(self) -> None:
+        """A chunk-size line announcing 2 MiB gets 413 at once: the client reads it without sending the chunk."""
+
+        def client() -> tuple[socket.socket, bytes]:
+            head = b"POST /echo/000/s/xhr_send HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            s = socket.create_connection(("127.0.0.1", self.port), timeout=60)
+            s.sendall(head + b"%x\r\n" % (2 * 1024 * 1024))
+            received = b""
+            while True:
+                data = s.recv(65536)
+                if not data:
+                    return s, received
+                received += data
+
+        s, received = await deferToThread(client)
+        s.close()
+        self.assertEqual(received, TOO_LARGE)
+        await gatherResults(self.site.lost)
+
     async def test_requestLine(self) -> None:
         """A 1 MB request line gets 414."""
         head = b"GET /echo/" + b"a" * 1000000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
