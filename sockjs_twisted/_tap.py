@@ -52,7 +52,7 @@ class Options(usage.Options):
     longdesc = (
         "Serve SockJS. Without --factory, serves the standard test services "
         "(/echo, /close, /disabled_websocket_echo, /cookie_needed_echo, /ticker, "
-        "/amplify, /broadcast) that the SockJS protocol suite and sockjs-client's "
+        "/amplify, /broadcast, /multiplex) that the SockJS protocol suite and sockjs-client's "
         "tests use."
     )
 

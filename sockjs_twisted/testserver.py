@@ -1,7 +1,7 @@
 """
 The standard SockJS test services, as the protocol suite and sockjs-node's test server
 define them: echo, close, disabled_websocket_echo, cookie_needed_echo, ticker, amplify,
-broadcast.
+broadcast; and multiplex (channels echo, ticker and broadcast over one connection).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ._resource import SockJSResource
+from .multiplex import MultiplexFactory
 
 __all__ = [
     "AmplifyFactory",
@@ -22,6 +23,7 @@ __all__ = [
     "CloseFactory",
     "EchoFactory",
     "TickerFactory",
+    "multiplexChannels",
     "testServices",
 ]
 
@@ -124,6 +126,19 @@ class BroadcastFactory(Factory):
         self.members: set[Broadcast] = set()
 
 
+def multiplexChannels(reactor: IReactorTime, broadcast: Factory) -> MultiplexFactory:
+    """
+    The C{/multiplex} service: channels C{echo}, C{ticker} and C{broadcast}.
+
+    :param broadcast: The factory of the C{broadcast} channel: the one C{/broadcast}
+        serves, so a message on either reaches the members of both.  (This is the one
+        place to plug a pub/sub hub into the multiplexed broadcast.)
+    """
+    return MultiplexFactory(
+        {"echo": EchoFactory(), "ticker": TickerFactory(reactor), "broadcast": broadcast}
+    )
+
+
 def testServices(reactor: Optional[IReactorTime] = None, **options: Any) -> Resource:
     """
     A resource serving every test service below it (C{/echo}, C{/close}, ...).  C{options}
@@ -134,6 +149,7 @@ def testServices(reactor: Optional[IReactorTime] = None, **options: Any) -> Reso
 
         reactor = globalReactor  # type: ignore[assignment]
     assert reactor is not None
+    broadcast = BroadcastFactory()
     services: dict[str, tuple[Factory, dict[str, Any]]] = {
         "echo": (EchoFactory(), {"response_limit": 4096}),
         "disabled_websocket_echo": (EchoFactory(), {"websocket": False}),
@@ -141,7 +157,8 @@ def testServices(reactor: Optional[IReactorTime] = None, **options: Any) -> Reso
         "close": (CloseFactory(), {}),
         "ticker": (TickerFactory(reactor), {}),
         "amplify": (AmplifyFactory(), {}),
-        "broadcast": (BroadcastFactory(), {}),
+        "broadcast": (broadcast, {}),
+        "multiplex": (multiplexChannels(reactor, broadcast), {}),
     }
     root = Resource()
     for name, (factory, own) in services.items():

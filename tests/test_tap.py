@@ -149,6 +149,7 @@ class ServiceTests(SynchronousTestCase):
                     b"ticker",
                     b"amplify",
                     b"broadcast",
+                    b"multiplex",
                 ]
             ),
         )
