@@ -52,6 +52,7 @@ pygments_style = "sphinx"
 nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(twisted|zope|attr|autobahn|typing|collections|_io)\..*"),
+    (r"py:.*", r"(prometheus_client\..*|CollectorRegistry|Metric)"),
     (r"py:.*", r"(str|bytes|int|float|bool|object|dict|list|tuple|type|None|Any|Optional)"),
     (r"py:.*", r"(IAddress|IDelayedCall|IProtocol|IProtocolFactory|IReactorTime|IRequest)"),
     (r"py:.*", r"(IResource|IPushProducer|IConsumer|ITransport|Failure|Resource|Site)"),

@@ -15,6 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from ._resource import SockJSResource
+from .metrics import NULL_OBSERVER, NullObserver
 
 __all__ = ["SockJSFactory", "SockJSSite", "mount"]
 
@@ -149,6 +150,7 @@ class _SockJSChannel(HTTPChannel):
         if self.refused:
             return
         self.refused = True
+        self.site.observer.httpRefused(code)
         for request in self.requests:
             if isinstance(request, _BoundedRequest):
                 request._cancelDeadline()
@@ -291,6 +293,7 @@ class SockJSSite(Site):
     displayTracebacks = False
     protocol = _SockJSChannel  # type: ignore[assignment]
     requestFactory = _BoundedRequest
+    observer: NullObserver = NULL_OBSERVER
 
     def __init__(
         self,

@@ -14,6 +14,7 @@ from ._framing import closeFrame, quoteMessage
 from ._options import SockJSOptions
 from ._session import GO_AWAY, ConnectionInfo, Session
 from .interfaces import ISessionSink
+from .metrics import NULL_OBSERVER, NullObserver
 
 __all__ = ["SessionFactory"]
 
@@ -77,6 +78,7 @@ class SessionFactory:
         self._lastData: Optional[bytes] = None
         self._lastQuoted = ""
         self._started = False
+        self.observer: NullObserver = NULL_OBSERVER
 
     # -- the wrapped factory's lifecycle ----------------------------------------------
 
@@ -132,6 +134,7 @@ class SessionFactory:
         maxSessions = self.options.max_sessions
         if maxSessions is not None and len(self) >= maxSessions:
             self.logMessage("error", "SockJS session refused: too many sessions")
+            self.observer.refused("max_sessions")
             self._refuse(sink, TOO_MANY_SESSIONS)
             return None
         self.start()
@@ -144,6 +147,7 @@ class SessionFactory:
             self._refuse(sink, GO_AWAY)
             return None
         session = Session(self, sessionId, protocol, registered, framed)
+        self.observer.sessionOpened(sink.protocolName)
         if registered:
             assert sessionId is not None
             self._sessions[sessionId] = session
@@ -168,6 +172,7 @@ class SessionFactory:
         C{session} gave its protocol C{connectionLost}; a websocket session is gone.
         """
         self._websockets.discard(session)
+        self.observer.sessionClosed(session)
 
     # -- writes ---------------------------------------------------------------------------
 

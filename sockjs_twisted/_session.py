@@ -294,6 +294,7 @@ class Session:
                 f"SockJS session {self.sessionId} closed: its outgoing queue passed "
                 f"{self._factory.maxQueue} bytes",
             )
+            self._factory.observer.queueOverflow()
             self._queue = []
             self._queuedBytes = 0
             # Not from inside the protocol's own write(): Twisted transports never call
@@ -305,6 +306,7 @@ class Session:
             return
         if self._producer is not None and self._streamingProducer and not self._producerPaused:
             self._producerPaused = True
+            self._factory.observer.producerPaused()
             self._producer.pauseProducing()
 
     def _queueDrained(self) -> None:
@@ -358,6 +360,7 @@ class Session:
             self._info = info
             self.protocol = sink.protocolName
         self._cancelTimer()
+        self._factory.observer.attached(self)
         self._sink = sink
         sink.bindSession(self)
         if self.readyState == CONNECTING:
@@ -388,12 +391,14 @@ class Session:
             return
         if aborted and self.readyState == OPEN:
             self.fail(INTERRUPTED, "receiving connection interrupted")
+        self._factory.observer.detached(self)
         self._startDisconnect()
 
     def messagesReceived(self, messages: list[bytes]) -> None:
         """
         Deliver messages from the client, one C{dataReceived} each.
         """
+        self._factory.observer.received(messages)
         for message in messages:
             protocol = self._protocol
             if self.readyState != OPEN or protocol is None:
@@ -434,6 +439,7 @@ class Session:
             self._queue = []
             self._queuedBytes = 0
             sink.writeMessages(queue)
+            self._factory.observer.sent(queue)
             self._queueDrained()
             if self._sink is not sink or sink.sinkPaused:
                 return

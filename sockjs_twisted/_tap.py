@@ -13,6 +13,7 @@ from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 from twisted.python.reflect import namedAny
 from twisted.web.resource import Resource
+from twisted.web.server import Site
 
 from ._factory import SockJSSite, mount
 from ._options import DEFAULT_SOCKJS_URL
@@ -123,6 +124,14 @@ class Options(usage.Options):
             _positiveInt,
         ],
         [
+            "metrics-port",
+            None,
+            None,
+            "Serve Prometheus metrics at /metrics on this endpoint description (a port "
+            "number, or e.g. tcp:9100:interface=127.0.0.1). Needs prometheus_client "
+            "(the 'metrics' extra).",
+        ],
+        [
             "max-sessions",
             None,
             None,
@@ -164,6 +173,14 @@ class Options(usage.Options):
             raise usage.UsageError("--prefix goes with --factory")
         if self["factory"]:
             self["userFactory"] = _loadFactory(self["factory"])
+        if self["metrics-port"] is not None:
+            try:
+                import prometheus_client  # noqa: F401
+            except ImportError:
+                raise usage.UsageError(
+                    "--metrics-port needs prometheus_client: pip install 'sockjs-twisted[metrics]'"
+                ) from None
+            self["metrics-port"] = _endpointDescription(self["metrics-port"])
 
     def serverOptions(self) -> dict[str, Any]:
         """
@@ -238,4 +255,47 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
     service = _SockJSService(endpoints)
     for description in config["endpoints"]:
         strports.service(description, site, reactor=reactor).setServiceParent(service)
+    if config["metrics-port"] is not None:
+        metricsSite = _metricsSite(endpoints, site, reactor)
+        strports.service(config["metrics-port"], metricsSite, reactor=reactor).setServiceParent(
+            service
+        )
     return service
+
+
+class _MetricsSite(Site):
+    """
+    The C{/metrics} site: no access log (a scrape every few seconds would fill it).
+    """
+
+    displayTracebacks = False
+
+    def log(self, request: Any) -> None:
+        pass
+
+
+def _metricsSite(endpoints: list[SockJSResource], site: SockJSSite, reactor: Any) -> Site:
+    """
+    A site serving C{/metrics}: the endpoints' and the site's metrics, and the process's
+    (CPU, memory, file descriptors, garbage collection).
+    """
+    from prometheus_client import (
+        CollectorRegistry,
+        GCCollector,
+        PlatformCollector,
+        ProcessCollector,
+    )
+
+    from .metrics import MetricsResource, SockJSMetrics
+
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    metrics = SockJSMetrics(registry)
+    for endpoint in endpoints:
+        metrics.watch(endpoint)
+    metrics.watchSite(site)
+    root = Resource()
+    root.putChild(b"metrics", MetricsResource(registry))
+    return _MetricsSite(root, reactor=reactor)

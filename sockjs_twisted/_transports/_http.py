@@ -238,6 +238,7 @@ class TransportResource(Resource):
         if not originAllowed(request.getHeader(b"origin"), self.options):
             # A page of another origin may not even send: no side effects for it.
             request.setHeader(b"Vary", b"Origin")
+            self.registry.observer.refused("origin")
             return text(request, 403, "Origin not allowed.")
         setCookie(request, self.options)
         return getattr(self, handler)(request, sessionId)

@@ -156,6 +156,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         super().sendCloseFrame(code, reasonUtf8, isReply)
 
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:
+        self.factory.registry.observer.websocketClosed(self.localCloseCode)
         session = self._session
         if session is not None:
             self._session = None
@@ -265,6 +266,7 @@ class WebSocketGate(Resource):
     def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
         super().__init__()
         self.options = registry.options
+        self.registry = registry
         self._upgrade = WebSocketResource(SockJSWebSocketFactory(registry, framed, reactor))
 
     def renderSession(self, request: IRequest, sessionId: str) -> Any:
@@ -281,6 +283,7 @@ class WebSocketGate(Resource):
         if b"upgrade" not in [t.strip().lower() for t in connection.split(b",")]:
             return text(request, 400, '"Connection" must be "Upgrade".')
         if not originAllowed(request.getHeader(b"origin"), self.options):
+            self.registry.observer.refused("origin")
             return text(request, 403, "Origin not allowed.")
         channel = request.channel  # type: ignore[attr-defined]
         # What the client sent right behind its handshake, in the same read (its first

@@ -78,8 +78,10 @@ def receiveMessages(
     """
     session = resource.registry.getSession(sessionId)
     if session is None or session.readyState != OPEN:
+        resource.registry.observer.unknownSession()
         return notFound(request)
     if len(payload) > resource.options.max_body_size:
+        resource.registry.observer.refused("max_body_size")
         return text(request, 413, "Payload too large.")
     try:
         messages = decodeHTTPPayload(payload)

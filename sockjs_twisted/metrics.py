@@ -1,0 +1,551 @@
+"""
+Prometheus metrics: what each SockJS endpoint is doing, through C{prometheus_client}.
+
+Without metrics, every session factory (and every L{SockJSSite}) holds L{NULL_OBSERVER},
+whose methods do nothing: the server calls it at a few places per session, per received
+batch and per flushed frame, never per message.  L{SockJSMetrics.watch} gives an endpoint
+an L{EndpointObserver} that counts into the metric families; L{MetricsResource} serves
+them (mount it anywhere; C{twistd sockjs --metrics-port N} serves it at C{/metrics}).
+
+    from prometheus_client import CollectorRegistry
+    from sockjs_twisted.metrics import MetricsResource, SockJSMetrics
+
+    metrics = SockJSMetrics(CollectorRegistry())
+    metrics.watch(chatEndpoint)        # a SockJSResource (or SockJSFactory.endpoint)
+    metrics.watchSite(site)            # 408 / 413 refused before an endpoint is reached
+    root.putChild(b"metrics", MetricsResource(metrics.registry))
+
+The hub reports through L{HubObserver} (L{SockJSMetrics.hubObserver}); see
+C{docs/monitoring.rst} for every metric.
+
+C{prometheus_client} is imported only when L{SockJSMetrics} or L{MetricsResource} is
+used: install the C{metrics} extra (C{pip install sockjs-twisted[metrics]}).
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any, Optional
+
+from twisted.web.iweb import IRequest
+from twisted.web.resource import Resource
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.metrics_core import Metric
+
+__all__ = [
+    "HUB_METRICS",
+    "METRICS",
+    "NULL_HUB_OBSERVER",
+    "NULL_OBSERVER",
+    "EndpointObserver",
+    "HubObserver",
+    "MetricsResource",
+    "NullHubObserver",
+    "NullObserver",
+    "SockJSMetrics",
+]
+
+#: The transports a session can be opened by, as sinks name them.
+TRANSPORTS = (
+    "websocket",
+    "websocket-raw",
+    "xhr-streaming",
+    "xhr-polling",
+    "eventsource",
+    "htmlfile",
+    "jsonp-polling",
+)
+
+#: Each limit that refuses a request or a session: its C{limit} label and the status or
+#: close code the client gets (the C{code} label).
+LIMITS = (
+    ("max_body_size", "413"),
+    ("request_timeout", "408"),
+    ("max_message_size", "1009"),
+    ("max_sessions", "1013"),
+    ("origin", "403"),
+)
+_LIMIT_CODES = dict(LIMITS)
+
+#: The C{prefix} label of what the HTTP layer refuses before a request reaches an
+#: endpoint (408 and 413 of L{SockJSSite}).
+SITE_PREFIX = "*"
+
+#: Histogram buckets, in seconds, for how long a session's receiving connection was away
+#: (sockjs-node's default disconnect_delay is 5 s).
+AWAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+#: Every metric family of an endpoint: name (as exported, counters with C{_total}),
+#: type, labels, meaning.  docs/monitoring.rst lists the same.
+METRICS = (
+    ("sockjs_sessions_open", "gauge", ("prefix", "transport"), "Sessions open now."),
+    (
+        "sockjs_sessions_opened_total",
+        "counter",
+        ("prefix", "transport"),
+        "Sessions opened, by the transport of their first receiving connection.",
+    ),
+    (
+        "sockjs_sessions_closed_total",
+        "counter",
+        ("prefix", "code"),
+        "Sessions ended, by the close code they ended with ('none': no close frame).",
+    ),
+    ("sockjs_messages_received_total", "counter", ("prefix",), "Messages from clients."),
+    ("sockjs_messages_sent_total", "counter", ("prefix",), "Messages to clients."),
+    (
+        "sockjs_received_bytes_total",
+        "counter",
+        ("prefix",),
+        "UTF-8 bytes of the messages from clients (payloads, without framing).",
+    ),
+    (
+        "sockjs_sent_bytes_total",
+        "counter",
+        ("prefix",),
+        "UTF-8 bytes of the messages to clients, as quoted in their frames.",
+    ),
+    (
+        "sockjs_unknown_session_sends_total",
+        "counter",
+        ("prefix",),
+        "xhr_send / jsonp_send to a session this process does not have (404).",
+    ),
+    (
+        "sockjs_refusals_total",
+        "counter",
+        ("prefix", "limit", "code"),
+        "Requests or sessions refused by a limit.",
+    ),
+    (
+        "sockjs_queue_overflows_total",
+        "counter",
+        ("prefix",),
+        "Sessions closed with 1013 because their outgoing queue passed max_queue_size.",
+    ),
+    (
+        "sockjs_producer_pauses_total",
+        "counter",
+        ("prefix",),
+        "Times a session paused its protocol's producer (queue past high water).",
+    ),
+    (
+        "sockjs_receiver_away_seconds",
+        "histogram",
+        ("prefix",),
+        "How long an HTTP session was without a receiving connection before the next.",
+    ),
+)
+
+#: The hub's metric families (live once a hub reports through L{HubObserver}).
+HUB_METRICS = (
+    ("sockjs_hub_publishes_total", "counter", ("hub",), "Messages published to the hub."),
+    (
+        "sockjs_hub_deliveries_total",
+        "counter",
+        ("hub",),
+        "Messages the hub delivered to local subscribers.",
+    ),
+    (
+        "sockjs_hub_buffered_publishes_total",
+        "counter",
+        ("hub",),
+        "Publishes buffered while Redis was unreachable.",
+    ),
+    (
+        "sockjs_hub_redis_connected",
+        "gauge",
+        ("hub",),
+        "1 while the hub's Redis connection is up, else 0.",
+    ),
+)
+
+
+def _help(name: str) -> str:
+    for family in (*METRICS, *HUB_METRICS):
+        if family[0] == name:
+            return family[3]
+    raise KeyError(name)
+
+
+class NullObserver:
+    """
+    What an endpoint reports to when nobody watches it: nothing happens.  The server's
+    hook calls are made on this object unless L{SockJSMetrics.watch} replaced it.
+    """
+
+    __slots__ = ()
+
+    def sessionOpened(self, transport: str) -> None:
+        """
+        A session was opened by a receiving connection of C{transport}.
+        """
+
+    def sessionClosed(self, session: Any) -> None:
+        """
+        C{session} gave its protocol C{connectionLost} (once per session).
+        """
+
+    def received(self, messages: list[bytes]) -> None:
+        """
+        A batch of messages from a client reached its session.
+        """
+
+    def sent(self, quoted: list[str]) -> None:
+        """
+        A batch of quoted messages went to a client's receiving connection.
+        """
+
+    def unknownSession(self) -> None:
+        """
+        An C{xhr_send} / C{jsonp_send} named a session that is not open here (404).
+        """
+
+    def refused(self, limit: str) -> None:
+        """
+        A limit (one of L{LIMITS}'s names) refused a request or a session.
+        """
+
+    def httpRefused(self, code: int) -> None:
+        """
+        The HTTP layer refused a request with C{code} (408 or 413) before routing.
+        """
+
+    def websocketClosed(self, localCloseCode: Optional[int]) -> None:
+        """
+        A websocket closed; C{localCloseCode} is the code the server sent, if any.
+        """
+
+    def queueOverflow(self) -> None:
+        """
+        A session's outgoing queue passed C{max_queue_size}; it closes with 1013.
+        """
+
+    def producerPaused(self) -> None:
+        """
+        A session paused its protocol's producer.
+        """
+
+    def attached(self, session: Any) -> None:
+        """
+        A receiving connection was attached to C{session}.
+        """
+
+    def detached(self, session: Any) -> None:
+        """
+        C{session}'s receiving connection went away (HTTP sessions only).
+        """
+
+
+NULL_OBSERVER = NullObserver()
+
+
+class NullHubObserver:
+    """
+    What a hub reports to when nobody watches it.  A hub calls these methods; see
+    L{HubObserver}.
+    """
+
+    __slots__ = ()
+
+    def published(self, count: int = 1) -> None:
+        """
+        C{count} messages were published to the hub.
+        """
+
+    def delivered(self, count: int = 1) -> None:
+        """
+        The hub delivered C{count} messages to local subscribers.
+        """
+
+    def buffered(self, count: int = 1) -> None:
+        """
+        C{count} publishes were buffered because Redis was unreachable.
+        """
+
+    def redisConnected(self, connected: bool) -> None:
+        """
+        The hub's Redis connection came up (C{True}) or went down (C{False}).
+        """
+
+
+NULL_HUB_OBSERVER = NullHubObserver()
+
+
+class EndpointObserver(NullObserver):
+    """
+    Counts what one endpoint reports into the families of a L{SockJSMetrics}, under
+    the endpoint's C{prefix} label.  Label children are resolved once, here.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_opened",
+        "_openedFamily",
+        "_closed",
+        "_closedFamily",
+        "_prefix",
+        "_messagesIn",
+        "_messagesOut",
+        "_bytesIn",
+        "_bytesOut",
+        "_unknown",
+        "_refused",
+        "_overflows",
+        "_pauses",
+        "_away",
+        "_awaySince",
+    )
+
+    def __init__(self, metrics: SockJSMetrics, prefix: str, clock: Any) -> None:
+        self._clock = clock
+        self._prefix = prefix
+        self._openedFamily = metrics.opened
+        self._opened = {t: metrics.opened.labels(prefix, t) for t in TRANSPORTS}
+        self._closedFamily = metrics.closed
+        self._closed: dict[str, Any] = {}
+        self._messagesIn = metrics.messagesIn.labels(prefix)
+        self._messagesOut = metrics.messagesOut.labels(prefix)
+        self._bytesIn = metrics.bytesIn.labels(prefix)
+        self._bytesOut = metrics.bytesOut.labels(prefix)
+        self._unknown = metrics.unknown.labels(prefix)
+        self._refused = {
+            limit: metrics.refused.labels(prefix, limit, code) for limit, code in LIMITS
+        }
+        self._overflows = metrics.overflows.labels(prefix)
+        self._pauses = metrics.pauses.labels(prefix)
+        self._away = metrics.away.labels(prefix)
+        self._awaySince: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    def sessionOpened(self, transport: str) -> None:
+        counter = self._opened.get(transport)
+        if counter is None:
+            counter = self._opened[transport] = self._openedFamily.labels(self._prefix, transport)
+        counter.inc()
+
+    def sessionClosed(self, session: Any) -> None:
+        self._awaySince.pop(session, None)
+        close = getattr(session, "_close", None)
+        code = str(close[0]) if close is not None else "none"
+        counter = self._closed.get(code)
+        if counter is None:
+            counter = self._closed[code] = self._closedFamily.labels(self._prefix, code)
+        counter.inc()
+
+    def received(self, messages: list[bytes]) -> None:
+        self._messagesIn.inc(len(messages))
+        self._bytesIn.inc(sum(map(len, messages)))
+
+    def sent(self, quoted: list[str]) -> None:
+        self._messagesOut.inc(len(quoted))
+        text = "".join(quoted)
+        self._bytesOut.inc(
+            len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        )
+
+    def unknownSession(self) -> None:
+        self._unknown.inc()
+
+    def refused(self, limit: str) -> None:
+        self._refused[limit].inc()
+
+    def httpRefused(self, code: int) -> None:
+        self._refused["request_timeout" if code == 408 else "max_body_size"].inc()
+
+    def websocketClosed(self, localCloseCode: Optional[int]) -> None:
+        if localCloseCode == 1009:
+            self._refused["max_message_size"].inc()
+
+    def queueOverflow(self) -> None:
+        self._overflows.inc()
+
+    def producerPaused(self) -> None:
+        self._pauses.inc()
+
+    def attached(self, session: Any) -> None:
+        since = self._awaySince.pop(session, None)
+        if since is not None:
+            self._away.observe(self._clock.seconds() - since)
+
+    def detached(self, session: Any) -> None:
+        if session.readyState == 1:
+            self._awaySince[session] = self._clock.seconds()
+
+
+class HubObserver(NullHubObserver):
+    """
+    Counts what one hub reports, under its C{hub} label.
+    """
+
+    __slots__ = ("_published", "_delivered", "_buffered", "_connected")
+
+    def __init__(self, metrics: SockJSMetrics, name: str) -> None:
+        self._published = metrics.hubPublishes.labels(name)
+        self._delivered = metrics.hubDeliveries.labels(name)
+        self._buffered = metrics.hubBuffered.labels(name)
+        self._connected = metrics.hubConnected.labels(name)
+
+    def published(self, count: int = 1) -> None:
+        self._published.inc(count)
+
+    def delivered(self, count: int = 1) -> None:
+        self._delivered.inc(count)
+
+    def buffered(self, count: int = 1) -> None:
+        self._buffered.inc(count)
+
+    def redisConnected(self, connected: bool) -> None:
+        self._connected.set(1 if connected else 0)
+
+
+class _OpenSessions:
+    """
+    The C{sockjs_sessions_open} gauge, counted from the endpoints' sessions at each
+    scrape (nothing to keep up to date in between).
+    """
+
+    def __init__(self) -> None:
+        self.endpoints: list[tuple[str, weakref.ref[Any]]] = []
+
+    def collect(self) -> list[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "sockjs_sessions_open", _help("sockjs_sessions_open"), labels=["prefix", "transport"]
+        )
+        for prefix, ref in self.endpoints:
+            registry = ref()
+            if registry is None:
+                continue
+            counts = dict.fromkeys(TRANSPORTS, 0)
+            for session in registry.openSessions():
+                if session.readyState == 1:
+                    name = getattr(session, "transportName", None)
+                    if name is None:
+                        name = session.protocol
+                    counts[name] = counts.get(name, 0) + 1
+            for transport, count in counts.items():
+                family.add_metric([prefix, transport], count)
+        return [family]
+
+    def describe(self) -> list[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [
+            GaugeMetricFamily(
+                "sockjs_sessions_open",
+                _help("sockjs_sessions_open"),
+                labels=["prefix", "transport"],
+            )
+        ]
+
+
+class SockJSMetrics:
+    """
+    The metric families of SockJS endpoints and hubs, in one Prometheus registry.
+
+    :ivar registry: The C{prometheus_client} registry they are in.
+    """
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        """
+        :param registry: Where the families go: a new C{CollectorRegistry} by default
+            (pass C{prometheus_client.REGISTRY} to serve them beside your own).
+        """
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        if registry is None:
+            registry = CollectorRegistry()
+        self.registry = registry
+
+        def counter(name: str, labels: tuple[str, ...]) -> Any:
+            return Counter(name[: -len("_total")], _help(name), labels, registry=registry)
+
+        self.opened = counter("sockjs_sessions_opened_total", ("prefix", "transport"))
+        self.closed = counter("sockjs_sessions_closed_total", ("prefix", "code"))
+        self.messagesIn = counter("sockjs_messages_received_total", ("prefix",))
+        self.messagesOut = counter("sockjs_messages_sent_total", ("prefix",))
+        self.bytesIn = counter("sockjs_received_bytes_total", ("prefix",))
+        self.bytesOut = counter("sockjs_sent_bytes_total", ("prefix",))
+        self.unknown = counter("sockjs_unknown_session_sends_total", ("prefix",))
+        self.refused = counter("sockjs_refusals_total", ("prefix", "limit", "code"))
+        self.overflows = counter("sockjs_queue_overflows_total", ("prefix",))
+        self.pauses = counter("sockjs_producer_pauses_total", ("prefix",))
+        self.away = Histogram(
+            "sockjs_receiver_away_seconds",
+            _help("sockjs_receiver_away_seconds"),
+            ["prefix"],
+            buckets=AWAY_BUCKETS,
+            registry=registry,
+        )
+        self.hubPublishes = counter("sockjs_hub_publishes_total", ("hub",))
+        self.hubDeliveries = counter("sockjs_hub_deliveries_total", ("hub",))
+        self.hubBuffered = counter("sockjs_hub_buffered_publishes_total", ("hub",))
+        self.hubConnected = Gauge(
+            "sockjs_hub_redis_connected",
+            _help("sockjs_hub_redis_connected"),
+            ["hub"],
+            registry=registry,
+        )
+        self._open = _OpenSessions()
+        registry.register(self._open)  # type: ignore[arg-type]
+        self._site: Optional[EndpointObserver] = None
+
+    def watch(self, endpoint: Any) -> EndpointObserver:
+        """
+        Count what C{endpoint} (a L{sockjs_twisted.SockJSResource}) does, under the
+        label C{prefix} = its C{prefix} option (C{"/"} for the root).
+        """
+        sessions = endpoint.sessions
+        prefix = sessions.options.prefix or "/"
+        observer = EndpointObserver(self, prefix, sessions.clock)
+        sessions.observer = observer
+        self._open.endpoints.append((prefix, weakref.ref(sessions)))
+        return observer
+
+    def watchSite(self, site: Any) -> EndpointObserver:
+        """
+        Count the requests C{site} (a L{sockjs_twisted.SockJSSite}) refuses with 408 or
+        413 before they reach an endpoint, under C{prefix="*"}.
+        """
+        if self._site is None:
+            self._site = EndpointObserver(self, SITE_PREFIX, site.reactor)
+        site.observer = self._site
+        return self._site
+
+    def hubObserver(self, name: str = "default") -> HubObserver:
+        """
+        What a hub named C{name} reports to (its C{hub} label).
+        """
+        return HubObserver(self, name)
+
+
+class MetricsResource(Resource):
+    """
+    Serves a Prometheus registry in the text exposition format (or OpenMetrics, when
+    the scraper asks for it).  A leaf: mount it wherever you like.
+    """
+
+    isLeaf = True
+
+    def __init__(self, registry: Optional[CollectorRegistry] = None) -> None:
+        """
+        :param registry: The registry to serve; C{prometheus_client.REGISTRY} by default.
+        """
+        super().__init__()
+        if registry is None:
+            from prometheus_client import REGISTRY
+
+            registry = REGISTRY
+        self.registry = registry
+
+    def render_GET(self, request: IRequest) -> bytes:
+        from prometheus_client.exposition import choose_encoder
+
+        accept = request.getHeader(b"accept")
+        encoder, contentType = choose_encoder(accept.decode("latin-1") if accept else "")
+        request.setHeader(b"Content-Type", contentType.encode("ascii"))
+        request.setHeader(b"Cache-Control", b"no-store")
+        return encoder(self.registry)  # type: ignore[no-any-return]
