@@ -4,13 +4,15 @@
 #   - Chromium, Debian's package (/usr/bin/chromium);
 #   - Playwright for Python, in the active venv (it drives that Chromium; it never downloads
 #     a browser of its own here);
-#   - sockjs-client 1.6.1 from npm, in tests/browser/node_modules (package-lock.json).
+#   - sockjs-client 1.6.1 and websocket-multiplex 0.1.0 from npm, in tests/browser/node_modules
+#     (package-lock.json).
 # Run it with the project's venv active (.ci/setup does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PLAYWRIGHT_VERSION=1.65.2
 SOCKJS_CLIENT_VERSION=1.6.1
+WEBSOCKET_MULTIPLEX_VERSION=0.1.0
 
 python=python3
 if [ -n "${VIRTUAL_ENV:-}" ]; then
@@ -48,7 +50,8 @@ if ! "$python" -c 'import playwright.sync_api' >/dev/null 2>&1; then
 fi
 
 installed=$(node -p "require('./tests/browser/node_modules/sockjs-client/package.json').version" 2>/dev/null || true)
-if [ "$installed" != "$SOCKJS_CLIENT_VERSION" ]; then
-  echo "install-browser: installing sockjs-client $SOCKJS_CLIENT_VERSION (npm ci in tests/browser)"
+multiplex=$(node -p "require('./tests/browser/node_modules/websocket-multiplex/package.json').version" 2>/dev/null || true)
+if [ "$installed" != "$SOCKJS_CLIENT_VERSION" ] || [ "$multiplex" != "$WEBSOCKET_MULTIPLEX_VERSION" ]; then
+  echo "install-browser: installing sockjs-client $SOCKJS_CLIENT_VERSION and websocket-multiplex $WEBSOCKET_MULTIPLEX_VERSION (npm ci in tests/browser)"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 fi
