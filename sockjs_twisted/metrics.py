@@ -276,93 +276,88 @@ NULL_HUB_OBSERVER = NullHubObserver()
 
 class EndpointObserver(NullObserver):
     """
-    Counts what one endpoint reports into the families of a L{SockJSMetrics}, under
-    the endpoint's C{prefix} label.  Label children are resolved once, here.
+    Counts what one endpoint reports, under the endpoint's C{prefix} label.
+
+    Counts are plain integers, read by the L{SockJSMetrics} collector at each scrape
+    (the reactor's thread does both): a hook costs an addition or two, no lock.
     """
 
     __slots__ = (
+        "prefix",
+        "opened",
+        "closed",
+        "messagesIn",
+        "messagesOut",
+        "bytesIn",
+        "bytesOut",
+        "unknown",
+        "refusals",
+        "overflows",
+        "pauses",
         "_clock",
-        "_opened",
-        "_openedFamily",
-        "_closed",
-        "_closedFamily",
-        "_prefix",
-        "_messagesIn",
-        "_messagesOut",
-        "_bytesIn",
-        "_bytesOut",
-        "_unknown",
-        "_refused",
-        "_overflows",
-        "_pauses",
         "_away",
         "_awaySince",
     )
 
-    def __init__(self, metrics: SockJSMetrics, prefix: str, clock: Any) -> None:
+    def __init__(self, prefix: str, clock: Any, away: Any) -> None:
+        """
+        :param prefix: The C{prefix} label.
+        :param clock: Provides C{seconds()}, for the away times.
+        :param away: The C{sockjs_receiver_away_seconds} child for this prefix.
+        """
+        self.prefix = prefix
+        self.opened = dict.fromkeys(TRANSPORTS, 0)
+        self.closed: dict[str, int] = {}
+        self.messagesIn = 0
+        self.messagesOut = 0
+        self.bytesIn = 0
+        self.bytesOut = 0
+        self.unknown = 0
+        self.refusals = dict.fromkeys(_LIMIT_CODES, 0)
+        self.overflows = 0
+        self.pauses = 0
         self._clock = clock
-        self._prefix = prefix
-        self._openedFamily = metrics.opened
-        self._opened = {t: metrics.opened.labels(prefix, t) for t in TRANSPORTS}
-        self._closedFamily = metrics.closed
-        self._closed: dict[str, Any] = {}
-        self._messagesIn = metrics.messagesIn.labels(prefix)
-        self._messagesOut = metrics.messagesOut.labels(prefix)
-        self._bytesIn = metrics.bytesIn.labels(prefix)
-        self._bytesOut = metrics.bytesOut.labels(prefix)
-        self._unknown = metrics.unknown.labels(prefix)
-        self._refused = {
-            limit: metrics.refused.labels(prefix, limit, code) for limit, code in LIMITS
-        }
-        self._overflows = metrics.overflows.labels(prefix)
-        self._pauses = metrics.pauses.labels(prefix)
-        self._away = metrics.away.labels(prefix)
+        self._away = away
         self._awaySince: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     def sessionOpened(self, transport: str) -> None:
-        counter = self._opened.get(transport)
-        if counter is None:
-            counter = self._opened[transport] = self._openedFamily.labels(self._prefix, transport)
-        counter.inc()
+        self.opened[transport] = self.opened.get(transport, 0) + 1
 
     def sessionClosed(self, session: Any) -> None:
         self._awaySince.pop(session, None)
         close = getattr(session, "_close", None)
         code = str(close[0]) if close is not None else "none"
-        counter = self._closed.get(code)
-        if counter is None:
-            counter = self._closed[code] = self._closedFamily.labels(self._prefix, code)
-        counter.inc()
+        self.closed[code] = self.closed.get(code, 0) + 1
 
     def received(self, messages: list[bytes]) -> None:
-        self._messagesIn.inc(len(messages))
-        self._bytesIn.inc(sum(map(len, messages)))
+        self.messagesIn += len(messages)
+        self.bytesIn += sum(map(len, messages))
 
     def sent(self, quoted: list[str]) -> None:
-        self._messagesOut.inc(len(quoted))
+        self.messagesOut += len(quoted)
         text = "".join(quoted)
-        self._bytesOut.inc(
+        self.bytesOut += (
             len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         )
 
     def unknownSession(self) -> None:
-        self._unknown.inc()
+        self.unknown += 1
 
     def refused(self, limit: str) -> None:
-        self._refused[limit].inc()
+        self.refusals[limit] += 1
 
     def httpRefused(self, code: int) -> None:
-        self._refused["request_timeout" if code == 408 else "max_body_size"].inc()
+        self.refusals["request_timeout" if code == 408 else "max_body_size"] += 1
 
     def websocketClosed(self, localCloseCode: Optional[int]) -> None:
         if localCloseCode == 1009:
-            self._refused["max_message_size"].inc()
+            self.refusals["max_message_size"] += 1
 
     def queueOverflow(self) -> None:
-        self._overflows.inc()
+        self.overflows += 1
 
     def producerPaused(self) -> None:
-        self._pauses.inc()
+        self.pauses += 1
 
     def attached(self, session: Any) -> None:
         since = self._awaySince.pop(session, None)
@@ -376,70 +371,98 @@ class EndpointObserver(NullObserver):
 
 class HubObserver(NullHubObserver):
     """
-    Counts what one hub reports, under its C{hub} label.
+    Counts what one hub reports, under its C{hub} label (plain integers, read at
+    each scrape).
     """
 
-    __slots__ = ("_published", "_delivered", "_buffered", "_connected")
+    __slots__ = ("name", "publishes", "deliveries", "buffers", "connected")
 
-    def __init__(self, metrics: SockJSMetrics, name: str) -> None:
-        self._published = metrics.hubPublishes.labels(name)
-        self._delivered = metrics.hubDeliveries.labels(name)
-        self._buffered = metrics.hubBuffered.labels(name)
-        self._connected = metrics.hubConnected.labels(name)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.publishes = 0
+        self.deliveries = 0
+        self.buffers = 0
+        self.connected = 0
 
     def published(self, count: int = 1) -> None:
-        self._published.inc(count)
+        self.publishes += count
 
     def delivered(self, count: int = 1) -> None:
-        self._delivered.inc(count)
+        self.deliveries += count
 
     def buffered(self, count: int = 1) -> None:
-        self._buffered.inc(count)
+        self.buffers += count
 
     def redisConnected(self, connected: bool) -> None:
-        self._connected.set(1 if connected else 0)
+        self.connected = 1 if connected else 0
 
 
-class _OpenSessions:
+class _Collector:
     """
-    The C{sockjs_sessions_open} gauge, counted from the endpoints' sessions at each
-    scrape (nothing to keep up to date in between).
+    Builds every family but the histogram from the observers' counts, and
+    C{sockjs_sessions_open} from the endpoints' sessions, at each scrape.
     """
 
     def __init__(self) -> None:
-        self.endpoints: list[tuple[str, weakref.ref[Any]]] = []
-
-    def collect(self) -> list[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
-
-        family = GaugeMetricFamily(
-            "sockjs_sessions_open", _help("sockjs_sessions_open"), labels=["prefix", "transport"]
-        )
-        for prefix, ref in self.endpoints:
-            registry = ref()
-            if registry is None:
-                continue
-            counts = dict.fromkeys(TRANSPORTS, 0)
-            for session in registry.openSessions():
-                if session.readyState == 1:
-                    name = getattr(session, "transportName", None)
-                    if name is None:
-                        name = session.protocol
-                    counts[name] = counts.get(name, 0) + 1
-            for transport, count in counts.items():
-                family.add_metric([prefix, transport], count)
-        return [family]
+        self.endpoints: list[tuple[EndpointObserver, Optional[weakref.ref[Any]]]] = []
+        self.hubs: list[HubObserver] = []
 
     def describe(self) -> list[Metric]:
-        from prometheus_client.core import GaugeMetricFamily
+        return self._families()
 
-        return [
-            GaugeMetricFamily(
-                "sockjs_sessions_open",
-                _help("sockjs_sessions_open"),
-                labels=["prefix", "transport"],
-            )
-        ]
+    def _families(self) -> list[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        families: list[Metric] = []
+        for name, kind, labels, helpText in (*METRICS, *HUB_METRICS):
+            if kind == "counter":
+                families.append(CounterMetricFamily(name, helpText, labels=labels))
+            elif kind == "gauge":
+                families.append(GaugeMetricFamily(name, helpText, labels=labels))
+        return families
+
+    def collect(self) -> list[Metric]:
+        families = {family.name: family for family in self._families()}
+        sums: dict[str, dict[tuple[str, ...], float]] = {name: {} for name in families}
+
+        def add(name: str, labels: tuple[str, ...], value: float) -> None:
+            series = sums[name]
+            series[labels] = series.get(labels, 0) + value
+
+        for observer, ref in self.endpoints:
+            p = observer.prefix
+            for transport, count in observer.opened.items():
+                add("sockjs_sessions_opened", (p, transport), count)
+            for code, count in observer.closed.items():
+                add("sockjs_sessions_closed", (p, code), count)
+            add("sockjs_messages_received", (p,), observer.messagesIn)
+            add("sockjs_messages_sent", (p,), observer.messagesOut)
+            add("sockjs_received_bytes", (p,), observer.bytesIn)
+            add("sockjs_sent_bytes", (p,), observer.bytesOut)
+            add("sockjs_unknown_session_sends", (p,), observer.unknown)
+            for limit, count in observer.refusals.items():
+                add("sockjs_refusals", (p, limit, _LIMIT_CODES[limit]), count)
+            add("sockjs_queue_overflows", (p,), observer.overflows)
+            add("sockjs_producer_pauses", (p,), observer.pauses)
+            registry = ref() if ref is not None else None
+            if registry is not None:
+                for transport in TRANSPORTS:
+                    add("sockjs_sessions_open", (p, transport), 0)
+                for session in registry.openSessions():
+                    if session.readyState == 1:
+                        name = getattr(session, "transportName", None)
+                        if name is None:
+                            name = session.protocol
+                        add("sockjs_sessions_open", (p, name), 1)
+        for hub in self.hubs:
+            add("sockjs_hub_publishes", (hub.name,), hub.publishes)
+            add("sockjs_hub_deliveries", (hub.name,), hub.deliveries)
+            add("sockjs_hub_buffered_publishes", (hub.name,), hub.buffers)
+            add("sockjs_hub_redis_connected", (hub.name,), hub.connected)
+        for name, family in families.items():
+            for labels, value in sums[name].items():
+                family.add_metric(list(labels), value)  # type: ignore[attr-defined]
+        return list(families.values())
 
 
 class SockJSMetrics:
@@ -454,43 +477,20 @@ class SockJSMetrics:
         :param registry: Where the families go: a new C{CollectorRegistry} by default
             (pass C{prometheus_client.REGISTRY} to serve them beside your own).
         """
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry, Histogram
 
         if registry is None:
             registry = CollectorRegistry()
         self.registry = registry
-
-        def counter(name: str, labels: tuple[str, ...]) -> Any:
-            return Counter(name[: -len("_total")], _help(name), labels, registry=registry)
-
-        self.opened = counter("sockjs_sessions_opened_total", ("prefix", "transport"))
-        self.closed = counter("sockjs_sessions_closed_total", ("prefix", "code"))
-        self.messagesIn = counter("sockjs_messages_received_total", ("prefix",))
-        self.messagesOut = counter("sockjs_messages_sent_total", ("prefix",))
-        self.bytesIn = counter("sockjs_received_bytes_total", ("prefix",))
-        self.bytesOut = counter("sockjs_sent_bytes_total", ("prefix",))
-        self.unknown = counter("sockjs_unknown_session_sends_total", ("prefix",))
-        self.refused = counter("sockjs_refusals_total", ("prefix", "limit", "code"))
-        self.overflows = counter("sockjs_queue_overflows_total", ("prefix",))
-        self.pauses = counter("sockjs_producer_pauses_total", ("prefix",))
-        self.away = Histogram(
+        self._collector = _Collector()
+        registry.register(self._collector)  # type: ignore[arg-type]
+        self._away = Histogram(
             "sockjs_receiver_away_seconds",
             _help("sockjs_receiver_away_seconds"),
             ["prefix"],
             buckets=AWAY_BUCKETS,
             registry=registry,
         )
-        self.hubPublishes = counter("sockjs_hub_publishes_total", ("hub",))
-        self.hubDeliveries = counter("sockjs_hub_deliveries_total", ("hub",))
-        self.hubBuffered = counter("sockjs_hub_buffered_publishes_total", ("hub",))
-        self.hubConnected = Gauge(
-            "sockjs_hub_redis_connected",
-            _help("sockjs_hub_redis_connected"),
-            ["hub"],
-            registry=registry,
-        )
-        self._open = _OpenSessions()
-        registry.register(self._open)  # type: ignore[arg-type]
         self._site: Optional[EndpointObserver] = None
 
     def watch(self, endpoint: Any) -> EndpointObserver:
@@ -500,9 +500,9 @@ class SockJSMetrics:
         """
         sessions = endpoint.sessions
         prefix = sessions.options.prefix or "/"
-        observer = EndpointObserver(self, prefix, sessions.clock)
+        observer = EndpointObserver(prefix, sessions.clock, self._away.labels(prefix))
         sessions.observer = observer
-        self._open.endpoints.append((prefix, weakref.ref(sessions)))
+        self._collector.endpoints.append((observer, weakref.ref(sessions)))
         return observer
 
     def watchSite(self, site: Any) -> EndpointObserver:
@@ -511,7 +511,8 @@ class SockJSMetrics:
         413 before they reach an endpoint, under C{prefix="*"}.
         """
         if self._site is None:
-            self._site = EndpointObserver(self, SITE_PREFIX, site.reactor)
+            self._site = EndpointObserver(SITE_PREFIX, site.reactor, None)
+            self._collector.endpoints.append((self._site, None))
         site.observer = self._site
         return self._site
 
@@ -519,7 +520,9 @@ class SockJSMetrics:
         """
         What a hub named C{name} reports to (its C{hub} label).
         """
-        return HubObserver(self, name)
+        observer = HubObserver(name)
+        self._collector.hubs.append(observer)
+        return observer
 
 
 class MetricsResource(Resource):
