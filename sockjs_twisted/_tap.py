@@ -5,6 +5,7 @@ SockJS.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Optional
 
 from twisted.application import strports
@@ -274,10 +275,16 @@ class _MetricsSite(Site):
         pass
 
 
-def _metricsSite(endpoints: list[SockJSResource], site: SockJSSite, reactor: Any) -> Site:
+def _metricsSite(
+    endpoints: list[SockJSResource],
+    site: SockJSSite,
+    reactor: Any,
+    hubs: Sequence[tuple[str, Any]] = (),
+) -> Site:
     """
-    A site serving C{/metrics}: the endpoints' and the site's metrics, and the process's
-    (CPU, memory, file descriptors, garbage collection).
+    A site serving C{/metrics}: the endpoints' and the site's metrics, the hubs'
+    (C{(name, hub)} pairs), and the process's (CPU, memory, file descriptors, garbage
+    collection).
     """
     from prometheus_client import (
         CollectorRegistry,
@@ -296,6 +303,8 @@ def _metricsSite(endpoints: list[SockJSResource], site: SockJSSite, reactor: Any
     for endpoint in endpoints:
         metrics.watch(endpoint)
     metrics.watchSite(site)
+    for name, hub in hubs:
+        metrics.watchHub(hub, name)
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     return _MetricsSite(root, reactor=reactor)

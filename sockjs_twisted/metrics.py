@@ -15,7 +15,7 @@ them (mount it anywhere; C{twistd sockjs --metrics-port N} serves it at C{/metri
     metrics.watchSite(site)            # 408 / 413 refused before an endpoint is reached
     root.putChild(b"metrics", MetricsResource(metrics.registry))
 
-The hub reports through L{HubObserver} (L{SockJSMetrics.hubObserver}); see
+A hub's own counters are read at each scrape (L{SockJSMetrics.watchHub}); see
 C{docs/monitoring.rst} for every metric.
 
 C{prometheus_client} is imported only when L{SockJSMetrics} or L{MetricsResource} is
@@ -37,12 +37,9 @@ if TYPE_CHECKING:
 __all__ = [
     "HUB_METRICS",
     "METRICS",
-    "NULL_HUB_OBSERVER",
     "NULL_OBSERVER",
     "EndpointObserver",
-    "HubObserver",
     "MetricsResource",
-    "NullHubObserver",
     "NullObserver",
     "SockJSMetrics",
 ]
@@ -139,26 +136,58 @@ METRICS = (
     ),
 )
 
-#: The hub's metric families (live once a hub reports through L{HubObserver}).
+#: The hub's metric families, read at each scrape from the hub's own counters
+#: (L{SockJSMetrics.watchHub}): each attribute a hub has gives its series.  The last
+#: item is the hub attribute read.
 HUB_METRICS = (
-    ("sockjs_hub_publishes_total", "counter", ("hub",), "Messages published to the hub."),
+    (
+        "sockjs_hub_publishes_total",
+        "counter",
+        ("hub",),
+        "Messages published to the hub in this process.",
+        "published",
+    ),
     (
         "sockjs_hub_deliveries_total",
         "counter",
         ("hub",),
-        "Messages the hub delivered to local subscribers.",
+        "Writes of hub messages to subscribers in this process.",
+        "delivered",
     ),
     (
-        "sockjs_hub_buffered_publishes_total",
+        "sockjs_hub_received_total",
         "counter",
         ("hub",),
-        "Publishes buffered while Redis was unreachable.",
+        "Messages received from other processes through Redis.",
+        "received",
+    ),
+    (
+        "sockjs_hub_buffered_publishes",
+        "gauge",
+        ("hub",),
+        "Publishes waiting for Redis now (kept while Redis is unreachable).",
+        "buffered",
+    ),
+    (
+        "sockjs_hub_dropped_publishes_total",
+        "counter",
+        ("hub",),
+        "Publishes dropped because the buffer for Redis was full.",
+        "dropped",
+    ),
+    (
+        "sockjs_hub_missed_total",
+        "counter",
+        ("hub",),
+        "Messages of other processes found missing (by their sequence numbers).",
+        "missed",
     ),
     (
         "sockjs_hub_redis_connected",
         "gauge",
         ("hub",),
-        "1 while the hub's Redis connection is up, else 0.",
+        "1 while the hub's Redis connections are up, else 0.",
+        "connected",
     ),
 )
 
@@ -240,38 +269,6 @@ class NullObserver:
 
 
 NULL_OBSERVER = NullObserver()
-
-
-class NullHubObserver:
-    """
-    What a hub reports to when nobody watches it.  A hub calls these methods; see
-    L{HubObserver}.
-    """
-
-    __slots__ = ()
-
-    def published(self, count: int = 1) -> None:
-        """
-        C{count} messages were published to the hub.
-        """
-
-    def delivered(self, count: int = 1) -> None:
-        """
-        The hub delivered C{count} messages to local subscribers.
-        """
-
-    def buffered(self, count: int = 1) -> None:
-        """
-        C{count} publishes were buffered because Redis was unreachable.
-        """
-
-    def redisConnected(self, connected: bool) -> None:
-        """
-        The hub's Redis connection came up (C{True}) or went down (C{False}).
-        """
-
-
-NULL_HUB_OBSERVER = NullHubObserver()
 
 
 class EndpointObserver(NullObserver):
@@ -369,34 +366,6 @@ class EndpointObserver(NullObserver):
             self._awaySince[session] = self._clock.seconds()
 
 
-class HubObserver(NullHubObserver):
-    """
-    Counts what one hub reports, under its C{hub} label (plain integers, read at
-    each scrape).
-    """
-
-    __slots__ = ("name", "publishes", "deliveries", "buffers", "connected")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.publishes = 0
-        self.deliveries = 0
-        self.buffers = 0
-        self.connected = 0
-
-    def published(self, count: int = 1) -> None:
-        self.publishes += count
-
-    def delivered(self, count: int = 1) -> None:
-        self.deliveries += count
-
-    def buffered(self, count: int = 1) -> None:
-        self.buffers += count
-
-    def redisConnected(self, connected: bool) -> None:
-        self.connected = 1 if connected else 0
-
-
 class _Collector:
     """
     Builds every family but the histogram from the observers' counts, and
@@ -405,7 +374,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.endpoints: list[tuple[EndpointObserver, Optional[weakref.ref[Any]]]] = []
-        self.hubs: list[HubObserver] = []
+        self.hubs: list[tuple[str, Any]] = []
 
     def describe(self) -> list[Metric]:
         return self._families()
@@ -414,7 +383,7 @@ class _Collector:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         families: list[Metric] = []
-        for name, kind, labels, helpText in (*METRICS, *HUB_METRICS):
+        for name, kind, labels, helpText, *_ in (*METRICS, *HUB_METRICS):
             if kind == "counter":
                 families.append(CounterMetricFamily(name, helpText, labels=labels))
             elif kind == "gauge":
@@ -454,11 +423,12 @@ class _Collector:
                         if name is None:
                             name = session.protocol
                         add("sockjs_sessions_open", (p, name), 1)
-        for hub in self.hubs:
-            add("sockjs_hub_publishes", (hub.name,), hub.publishes)
-            add("sockjs_hub_deliveries", (hub.name,), hub.deliveries)
-            add("sockjs_hub_buffered_publishes", (hub.name,), hub.buffers)
-            add("sockjs_hub_redis_connected", (hub.name,), hub.connected)
+        for hubName, hub in self.hubs:
+            for hubMetric, kind, _, _, attribute in HUB_METRICS:
+                reading = getattr(hub, attribute, None)
+                if reading is not None:
+                    familyName = hubMetric[: -len("_total")] if kind == "counter" else hubMetric
+                    add(familyName, (hubName,), float(reading))
         for name, family in families.items():
             for labels, value in sums[name].items():
                 family.add_metric(list(labels), value)  # type: ignore[attr-defined]
@@ -516,13 +486,14 @@ class SockJSMetrics:
         site.observer = self._site
         return self._site
 
-    def hubObserver(self, name: str = "default") -> HubObserver:
+    def watchHub(self, hub: Any, name: str = "default") -> None:
         """
-        What a hub named C{name} reports to (its C{hub} label).
+        Export C{hub}'s counters under the label C{hub=name}, read at each scrape: no
+        hook in the hub.  Each attribute of L{HUB_METRICS} the hub has (C{published},
+        C{delivered}; a Redis hub's C{received}, C{buffered}, C{dropped}, C{missed},
+        C{connected}) gives its series.
         """
-        observer = HubObserver(name)
-        self._collector.hubs.append(observer)
-        return observer
+        self._collector.hubs.append((name, hub))
 
 
 class MetricsResource(Resource):
