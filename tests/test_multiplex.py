@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import Clock
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -367,6 +368,52 @@ class BackpressureTests(MultiplexTestCase):
             self.sink.resume()
             self.clock.advance(0)
         self.assertIsNone(chat.lost)
+
+
+class PullProducerTests(TestCase):
+    """
+    A pull producer is driven by Twisted's own cooperator (on the global reactor), as
+    Twisted's TLS transport drives one: so this test runs the reactor.
+    """
+
+    def test_pullProducerAskedUntilUnregistered(self) -> None:
+        """A channel's pull producer gets resumeProducing until it unregisters."""
+        clock = Clock()
+        factory = RecordingFactory()
+        registry = SessionFactory(MultiplexFactory({"file": factory}), SockJSOptions(), clock)
+        sink = RecordingSink()
+        session = registry.openSession("s", sink, info())
+        assert session is not None
+        session.messagesReceived([b"sub,file"])
+        transport = factory.built[0].transport
+        done: Deferred[None] = Deferred()
+
+        class Pull:
+            calls = 0
+
+            def resumeProducing(self) -> None:
+                self.calls += 1
+                transport.write(b"chunk %d" % self.calls)
+                if self.calls == 3:
+                    transport.unregisterProducer()
+                    done.callback(None)
+
+            def stopProducing(self) -> None:
+                raise AssertionError("stopped")
+
+        pull = Pull()
+        transport.registerProducer(pull, False)
+
+        def check(_: object) -> None:
+            clock.advance(0)
+            lines = [json.loads("[" + ",".join(batch) + "]") for batch in sink.messages]
+            self.assertEqual(
+                [m for batch in lines for m in batch],
+                ["msg,file,chunk 1", "msg,file,chunk 2", "msg,file,chunk 3"],
+            )
+            self.assertEqual(pull.calls, 3)
+
+        return done.addCallback(check)  # type: ignore[return-value]
 
 
 class WebSocketTests(SynchronousTestCase):
