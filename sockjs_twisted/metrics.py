@@ -12,7 +12,7 @@ them (mount it anywhere; C{twistd sockjs --metrics-port N} serves it at C{/metri
 
     metrics = SockJSMetrics(CollectorRegistry())
     metrics.watch(chatEndpoint)        # a SockJSResource (or SockJSFactory.endpoint)
-    metrics.watchSite(site)            # 408 / 413 refused before an endpoint is reached
+    metrics.watchSite(site)            # refused before an endpoint is reached
     root.putChild(b"metrics", MetricsResource(metrics.registry))
 
 A hub's own counters are read at each scrape (L{SockJSMetrics.watchHub}); see
@@ -64,10 +64,19 @@ LIMITS = (
     ("max_sessions", "1013"),
     ("origin", "403"),
 )
-_LIMIT_CODES = dict(LIMITS)
+
+#: What only the HTTP layer refuses, before a request reaches an endpoint (counted
+#: under C{prefix="*"} only), besides C{max_body_size} and C{request_timeout}.
+SITE_LIMITS = (
+    ("request_line_size", "414"),
+    ("header_size", "431"),
+    ("bad_request", "400"),
+)
+_LIMIT_CODES = dict(LIMITS + SITE_LIMITS)
+_SITE_LIMITS_BY_CODE = {int(code): limit for limit, code in LIMITS + SITE_LIMITS}
 
 #: The C{prefix} label of what the HTTP layer refuses before a request reaches an
-#: endpoint (408 and 413 of L{SockJSSite}).
+#: endpoint (L{SockJSSite}: 400, 408, 413, 414, 431).
 SITE_PREFIX = "*"
 
 #: Histogram buckets, in seconds, for how long a session's receiving connection was away
@@ -239,7 +248,8 @@ class NullObserver:
 
     def httpRefused(self, code: int) -> None:
         """
-        The HTTP layer refused a request with C{code} (408 or 413) before routing.
+        The HTTP layer refused a request with C{code} (400, 408, 413, 414 or 431)
+        before routing.
         """
 
     def websocketClosed(self, localCloseCode: Optional[int]) -> None:
@@ -310,7 +320,9 @@ class EndpointObserver(NullObserver):
         self.bytesIn = 0
         self.bytesOut = 0
         self.unknown = 0
-        self.refusals = dict.fromkeys(_LIMIT_CODES, 0)
+        self.refusals = dict.fromkeys(
+            dict(LIMITS + SITE_LIMITS) if prefix == SITE_PREFIX else dict(LIMITS), 0
+        )
         self.overflows = 0
         self.pauses = 0
         self._clock = clock
@@ -344,7 +356,8 @@ class EndpointObserver(NullObserver):
         self.refusals[limit] += 1
 
     def httpRefused(self, code: int) -> None:
-        self.refusals["request_timeout" if code == 408 else "max_body_size"] += 1
+        limit = _SITE_LIMITS_BY_CODE.get(code, "bad_request")
+        self.refusals[limit] = self.refusals.get(limit, 0) + 1
 
     def websocketClosed(self, localCloseCode: Optional[int]) -> None:
         if localCloseCode == 1009:
@@ -477,8 +490,8 @@ class SockJSMetrics:
 
     def watchSite(self, site: Any) -> EndpointObserver:
         """
-        Count the requests C{site} (a L{sockjs_twisted.SockJSSite}) refuses with 408 or
-        413 before they reach an endpoint, under C{prefix="*"}.
+        Count the requests C{site} (a L{sockjs_twisted.SockJSSite}) refuses before they
+        reach an endpoint (400, 408, 413, 414, 431), under C{prefix="*"}.
         """
         if self._site is None:
             self._site = EndpointObserver(SITE_PREFIX, site.reactor, None)

@@ -296,6 +296,21 @@ class ScrapeTests(SynchronousTestCase):
             1,
         )
 
+        client.connect().send(b"GET /echo HTTP/1.1\r\n\r\n")
+        client.connect().send(b"GET /" + b"x" * 17000 + b" HTTP/1.1\r\n")
+        client.connect().send(b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 17000 + b"\r\n")
+        samples = self.scrape()
+        self.assertEqual(refused("*", "bad_request", "400"), 1)
+        self.assertEqual(refused("*", "request_line_size", "414"), 1)
+        self.assertEqual(refused("*", "header_size", "431"), 1)
+        self.assertNotIn(
+            (
+                "sockjs_refusals_total",
+                frozenset({("prefix", "/strict"), ("limit", "bad_request"), ("code", "400")}),
+            ),
+            samples,
+        )
+
         slow = client.connect()
         slow.send(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
         client.advance(30)
