@@ -28,6 +28,9 @@ channel; the reference server, C{multiplex_server.js}, ignores all of them):
   ignored.  A message in flight while the server closes the channel is normal, not an
   error.
 - C{uns} on a topic not subscribed: ignored.
+- C{msg,<topic>} without a second comma: an empty message on that channel (as the
+  reference server, which joins what follows the topic).
+- Anything after C{sub,<topic>,} or C{uns,<topic>,} is ignored.
 - A malformed line (no comma, or a type other than C{sub} / C{msg} / C{uns}): ignored.
 
 Limits and backpressure per channel:
