@@ -154,6 +154,13 @@ class WireTests(MultiplexTestCase):
         self.assertEqual(self.received(), [])
         self.assertEqual(self.session.readyState, 1)
 
+    def test_trailingFieldsAndEmptyMessage(self) -> None:
+        """sub,<topic>,x subscribes <topic>; msg,<topic> is an empty message; uns,<topic>,x unsubscribes."""
+        self.send("sub,chat,extra", "msg,chat", "uns,chat,extra")
+        protocol = self.one(self.chat)
+        self.assertEqual(protocol.received, [b""])
+        self.assertEqual(protocol.events, ["makeConnection", "connectionLost"])
+
     def test_clientUnsubscribe(self) -> None:
         """uns,<topic> gives that channel's protocol one connectionLost(ConnectionDone)."""
         self.send("sub,chat", "sub,news", "uns,chat", "uns,chat")
