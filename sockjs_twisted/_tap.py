@@ -5,6 +5,7 @@ SockJS.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -262,6 +263,30 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
             service
         )
     return service
+
+
+def workerMetricsEndpoint(description: str, index: int) -> str:
+    """
+    The C{--metrics-port} of worker C{index} (from 0) of C{--workers}, given the
+    C{--metrics-port} of the command: each worker serves its own C{/metrics}, on the
+    port number plus C{index} (TCP, SSL), or at the UNIX socket path plus C{.index}.
+
+    :param description: An endpoint description, as L{_endpointDescription} leaves it.
+    :raise ValueError: The description names no port or path to derive from.
+    """
+    kind, _, rest = description.partition(":")
+    # Fields are split on colons, except escaped ones (an IPv6 interface=\:\:1).
+    fields = re.split(r"(?<!\\):", rest)
+    for i, field in enumerate(fields):
+        name, equals, value = field.rpartition("=")
+        if kind in ("tcp", "tcp6", "ssl"):
+            if (not equals and field.isdigit()) or (name == "port" and value.isdigit()):
+                fields[i] = (name + equals if equals else "") + str(int(value) + index)
+                return f"{kind}:{':'.join(fields)}"
+        elif kind == "unix" and (not equals or name == "address"):
+            fields[i] = field + f".{index}"
+            return f"{kind}:{':'.join(fields)}"
+    raise ValueError(f"no port or path to give each worker in {description!r}")
 
 
 class _MetricsSite(Site):

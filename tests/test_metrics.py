@@ -27,7 +27,7 @@ from zope.interface import implementer
 from sockjs_twisted import SockJSResource
 from sockjs_twisted._factory import SockJSSite
 from sockjs_twisted._registry import SessionFactory
-from sockjs_twisted._tap import _metricsSite
+from sockjs_twisted._tap import _metricsSite, workerMetricsEndpoint
 from sockjs_twisted.metrics import (
     HUB_METRICS,
     LIMITS,
@@ -570,6 +570,20 @@ class DocumentationTests(SynchronousTestCase):
 
 
 class TwistdTests(SynchronousTestCase):
+    def test_workerMetricsEndpoint(self) -> None:
+        """With --workers, worker i serves /metrics on the port plus i (or path.i)."""
+        self.assertEqual(workerMetricsEndpoint("tcp:9100", 0), "tcp:9100")
+        self.assertEqual(
+            workerMetricsEndpoint("tcp:9100:interface=127.0.0.1", 2),
+            "tcp:9102:interface=127.0.0.1",
+        )
+        self.assertEqual(
+            workerMetricsEndpoint(r"tcp:interface=\:\:1:port=9100", 3),
+            r"tcp:interface=\:\:1:port=9103",
+        )
+        self.assertEqual(workerMetricsEndpoint("unix:/run/m.sock", 1), "unix:/run/m.sock.1")
+        self.assertRaises(ValueError, workerMetricsEndpoint, "tcp:interface=127.0.0.1", 1)
+
     def test_metricsPort(self) -> None:
         """twistd sockjs --metrics-port serves /metrics counting a real xhr session."""
         logDir = Path(self.mktemp())
