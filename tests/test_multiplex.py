@@ -41,6 +41,15 @@ class RecordingProducer:
         self.events.append("stop")
 
 
+def channelOf(protocol: RecordingProtocol) -> ChannelTransport:
+    """
+    The channel transport of C{protocol}.
+    """
+    transport = protocol.transport
+    assert isinstance(transport, ChannelTransport), transport
+    return transport
+
+
 class MultiplexTestCase(SynchronousTestCase):
     def setUp(self) -> None:
         self.clock = Clock()
@@ -85,7 +94,7 @@ class WireTests(MultiplexTestCase):
         self.send("sub,chat")
         protocol = self.one(self.chat)
         self.assertEqual(protocol.events, ["makeConnection"])
-        self.assertIsInstance(protocol.transport, ChannelTransport)
+        self.assertIsInstance(channelOf(protocol), ChannelTransport)
         self.assertEqual(self.news.built, [])
 
     def test_messageReachesItsChannel(self) -> None:
@@ -97,7 +106,7 @@ class WireTests(MultiplexTestCase):
     def test_writeSendsMsgLine(self) -> None:
         """A channel's write sends msg,<topic>,<data>; two channels interleave."""
         self.send("sub,echo", "sub,chat", "msg,echo,x,y", "msg,echo,\u2603")
-        self.one(self.chat).transport.write(b"from chat")
+        channelOf(self.one(self.chat)).write(b"from chat")
         self.clock.advance(0)
         self.assertEqual(
             self.received(), ["msg,echo,x,y", "msg,echo,\u2603", "msg,chat,from chat"]
@@ -168,8 +177,8 @@ class WireTests(MultiplexTestCase):
         self.assertEqual(protocol.events, ["makeConnection", "connectionLost"])
         assert protocol.lost is not None
         protocol.lost.trap(ConnectionDone)
-        self.assertFalse(protocol.transport.connected)
-        self.assertTrue(protocol.transport.disconnecting)
+        self.assertFalse(channelOf(protocol).connected)
+        self.assertTrue(channelOf(protocol).disconnecting)
         self.assertEqual(self.received(), [])
         self.assertEqual(self.one(self.news).events, ["makeConnection"])
 
@@ -184,7 +193,7 @@ class WireTests(MultiplexTestCase):
         """A channel's loseConnection sends uns,<topic> and one connectionLost; no more writes."""
         self.send("sub,chat", "sub,news")
         protocol = self.one(self.chat)
-        transport = protocol.transport
+        transport = channelOf(protocol)
         transport.write(b"bye")
         transport.loseConnection()
         transport.loseConnection()
@@ -234,7 +243,7 @@ class WireTests(MultiplexTestCase):
 
     def test_closeInConnectionMade(self) -> None:
         """A channel closed from its connectionMade sends uns and is lost once."""
-        self.chat.onConnect = lambda protocol: protocol.transport.loseConnection()
+        self.chat.onConnect = lambda protocol: channelOf(protocol).loseConnection()
         self.send("sub,chat", "msg,chat,x")
         self.assertEqual(self.received(), ["uns,chat"])
         protocol = self.one(self.chat)
@@ -253,7 +262,7 @@ class WireTests(MultiplexTestCase):
         self.sink.messages.clear()
         self.send("sub,my%20chat/%E9", "msg,my%20chat/%E9,hi")
         self.assertEqual(factory.built[0].received, [b"hi"])
-        factory.built[0].transport.write(b"yo")
+        channelOf(factory.built[0]).write(b"yo")
         self.clock.advance(0)
         self.assertEqual(self.received(), ["msg,my%20chat/%E9,yo"])
 
@@ -265,14 +274,14 @@ class WireTests(MultiplexTestCase):
     def test_writeTakesBytes(self) -> None:
         """A channel's write takes bytes, as any transport's."""
         self.send("sub,chat")
-        self.assertRaises(TypeError, self.one(self.chat).transport.write, "text")
+        self.assertRaises(TypeError, channelOf(self.one(self.chat)).write, "text")
 
 
 class TransportTests(MultiplexTestCase):
     def test_connectionProperties(self) -> None:
         """A channel's transport shows the session's address, id, headers and transport."""
         self.send("sub,chat")
-        transport = self.one(self.chat).transport
+        transport = channelOf(self.one(self.chat))
         self.assertTrue(verifyObject(ISockJSTransport, transport))
         self.assertEqual(transport.getPeer(), self.session.getPeer())
         self.assertEqual(transport.getHost(), self.session.getHost())
@@ -307,7 +316,7 @@ class BackpressureTests(MultiplexTestCase):
         The client stops reading, and a channel writes past the session's high-water mark.
         """
         self.sink.pause()
-        filler = self.one(self.news).transport
+        filler = channelOf(self.one(self.news))
         while not self.mux_paused():
             filler.write(b"f" * 4096)
 
@@ -319,7 +328,7 @@ class BackpressureTests(MultiplexTestCase):
         """Every channel's streaming producer pauses with the session's queue, resumes after."""
         self.send("sub,chat", "sub,news")
         producer = RecordingProducer()
-        self.one(self.chat).transport.registerProducer(producer, True)
+        channelOf(self.one(self.chat)).registerProducer(producer, True)
         self.pauseSession()
         self.assertEqual(producer.events, ["pause"])
         self.sink.resume()
@@ -330,13 +339,13 @@ class BackpressureTests(MultiplexTestCase):
         self.send("sub,chat", "sub,news")
         self.pauseSession()
         producer = RecordingProducer()
-        self.one(self.chat).transport.registerProducer(producer, True)
+        channelOf(self.one(self.chat)).registerProducer(producer, True)
         self.assertEqual(producer.events, ["pause"])
 
     def test_producerStoppedWhenChannelEnds(self) -> None:
         """A channel's producer is stopped when the channel closes; re-registering fails."""
         self.send("sub,chat")
-        transport = self.one(self.chat).transport
+        transport = channelOf(self.one(self.chat))
         producer = RecordingProducer()
         transport.registerProducer(producer, True)
         self.assertRaises(RuntimeError, transport.registerProducer, RecordingProducer(), True)
@@ -353,7 +362,7 @@ class BackpressureTests(MultiplexTestCase):
         self.pauseSession()
         chat = self.one(self.chat)
         for _ in range(3):
-            chat.transport.write(b"c" * 4000)
+            channelOf(chat).write(b"c" * 4000)
         assert chat.lost is not None
         chat.lost.trap(ConnectionLost)
         self.assertEqual(self.session.readyState, 1)
@@ -371,7 +380,7 @@ class BackpressureTests(MultiplexTestCase):
         chat = self.one(self.chat)
         for _ in range(3):
             self.pauseSession()
-            chat.transport.write(b"c" * 8000)
+            channelOf(chat).write(b"c" * 8000)
             self.sink.resume()
             self.clock.advance(0)
         self.assertIsNone(chat.lost)
@@ -392,7 +401,7 @@ class PullProducerTests(TestCase):
         session = registry.openSession("s", sink, info())
         assert session is not None
         session.messagesReceived([b"sub,file"])
-        transport = factory.built[0].transport
+        transport = channelOf(factory.built[0])
         done: Deferred[None] = Deferred()
 
         class Pull:
