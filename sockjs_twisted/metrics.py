@@ -339,12 +339,14 @@ class EndpointObserver(NullObserver):
         self.closed[code] = self.closed.get(code, 0) + 1
 
     def received(self, messages: list[bytes]) -> None:
-        self.messagesIn += len(messages)
-        self.bytesIn += sum(map(len, messages))
+        count = len(messages)
+        self.messagesIn += count
+        self.bytesIn += len(messages[0]) if count == 1 else sum(map(len, messages))
 
     def sent(self, quoted: list[str]) -> None:
-        self.messagesOut += len(quoted)
-        text = "".join(quoted)
+        count = len(quoted)
+        self.messagesOut += count
+        text = quoted[0] if count == 1 else "".join(quoted)
         self.bytesOut += (
             len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
         )
