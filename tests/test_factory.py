@@ -6,6 +6,8 @@ every session before the reactor stops), however they are mounted.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import queue
 import re
@@ -22,8 +24,10 @@ import websocket
 from twisted.internet.defer import Deferred, gatherResults, maybeDeferred
 from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorCore
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.basic import Int32StringReceiver
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -416,6 +420,84 @@ class MountTests(SynchronousTestCase):
         client.post("/000/a/xhr")
         client.websocket("/websocket")
         self.assertEqual([p.transport.prefix for p in wrapped.built], ["", ""])
+
+
+def documentedPattern() -> dict[str, Any]:
+    """
+    Run the first code block after the C{binary-pattern} label of docs/api.rst, and return
+    what it defines: the test runs the code the documentation shows.
+    """
+    with open(os.path.join(ROOT, "docs", "api.rst"), encoding="utf-8") as f:
+        text = f.read()
+    after = text[text.index(".. _binary-pattern:") :]
+    block = after[after.index(".. code-block:: python") :].split("\n")[1:]
+    lines: list[str] = []
+    for line in block:
+        if line and not line.startswith("   "):
+            break
+        lines.append(line[3:])
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "docs/api.rst (binary-pattern)", "exec"), namespace)
+    return namespace
+
+
+class Int32Echo(Int32StringReceiver):
+    """
+    A binary protocol: each string it receives, it sends back.
+    """
+
+    def stringReceived(self, string: bytes) -> None:
+        self.sendString(string)
+
+
+class TextOnlyPatternTests(SynchronousTestCase):
+    """
+    The documented pattern carries a binary protocol's stream over SockJS.
+    """
+
+    def setUp(self) -> None:
+        pattern = documentedPattern()
+        self.reactor = MemoryReactorClock()
+        factory = pattern["Base64Factory"](Factory.forProtocol(Int32Echo))
+        self.client = plainSite(
+            self.reactor, ("/bin", SockJSResource(factory, reactor=self.reactor))
+        )
+        # Every byte value, and length prefixes that are not UTF-8 (200 = 0xc8, 128 = 0x80).
+        self.strings = [bytes(range(256)), b"\xff" * 200, bytes(range(128, 256))]
+        self.stream = b"".join(struct.pack("!I", len(s)) + s for s in self.strings)
+        # Pieces cut anywhere, even inside a length prefix: it is a stream.
+        cuts = [0, 3, 7, 300, 301, len(self.stream)]
+        self.messages = [
+            base64.b64encode(self.stream[a:b]).decode("ascii") for a, b in zip(cuts, cuts[1:])
+        ]
+
+    def test_overXHR(self) -> None:
+        """Int32StringReceiver behind Base64Factory echoes every byte over xhr."""
+        self.assertEqual(self.client.post("/bin/000/s/xhr").body, b"o\n")
+        send = self.client.post("/bin/000/s/xhr_send", json.dumps(self.messages).encode())
+        self.assertEqual(send.status, 204)
+        poll = self.client.post("/bin/000/s/xhr").body
+        self.assertTrue(poll.startswith(b"a"), poll)
+        echoed = b"".join(base64.b64decode(m) for m in json.loads(poll[1:]))
+        self.assertEqual(echoed, self.stream)
+
+    def test_overWebSocket(self) -> None:
+        """Int32StringReceiver behind Base64Factory echoes every byte over a websocket."""
+        ws = self.client.websocket("/bin/000/s/websocket")
+        self.assertEqual(ws.frames(), ["o"])
+        for message in self.messages:
+            ws.sendText(json.dumps([message]))
+        self.reactor.advance(0)
+        echoed = b"".join(base64.b64decode(m) for frame in ws.frames() for m in frame)
+        self.assertEqual(echoed, self.stream)
+
+    def test_notBase64(self) -> None:
+        """A message that is not base64 closes the session with 4000."""
+        ws = self.client.websocket("/bin/000/s/websocket")
+        ws.frames()
+        ws.sendText(json.dumps(["not base64!"]))
+        self.reactor.advance(0)
+        self.assertEqual(ws.frames(), [(4000, "Not base64.")])
 
 
 class ServerProcess:
