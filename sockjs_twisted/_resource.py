@@ -11,7 +11,7 @@ import re
 from typing import Any, Optional
 
 from twisted.application.service import IService, Service
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
 from twisted.internet.error import TimeoutError
 from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IReactorTime
 from twisted.python.failure import Failure
@@ -157,6 +157,7 @@ class SockJSResource(Resource):
         self._running = False
         self._stopped = False
         self._shutdownTrigger: Any = None
+        self._stopping: Optional[Deferred[None]] = None
         self._greeting = Greeting()
         self._info = Info(self.options)
         self._iframe = IFrame(self.options)
@@ -212,16 +213,17 @@ class SockJSResource(Resource):
     def start(self) -> None:
         """
         Start the wrapped factory, and arrange for L{stop} before the reactor shuts down
-        (a system event trigger, removed by L{stop}).  Calling it again while started does
-        nothing; after L{stop} it starts the endpoint again.
+        (a system event trigger, removed once stopped).  Calling it again while started
+        does nothing; after L{stop} it starts the endpoint again.
         """
         if self._running:
             return
         self._running = True
         self._stopped = False
+        self._stopping = None
         self.sessions.start()
         reactor = self._reactor
-        if IReactorCore.providedBy(reactor):
+        if self._shutdownTrigger is None and IReactorCore.providedBy(reactor):
             self._shutdownTrigger = reactor.addSystemEventTrigger(  # type: ignore[attr-defined]
                 "before", "shutdown", self._reactorShuttingDown
             )
@@ -231,30 +233,41 @@ class SockJSResource(Resource):
         Close every session of this endpoint (with C{1001 "Server shutting down"} by
         default), giving each protocol its C{connectionLost} now, and stop the wrapped
         factory.  Until L{start} is called again, new sessions are refused with the same
-        close frame.
+        close frame.  Stopping a stopped endpoint does nothing more.
 
         :return: A Deferred that fires when the close frames are out: every websocket
             has finished its close handshake (or was dropped after
             C{CLOSE_HANDSHAKE_TIMEOUT} seconds) and the HTTP responses have had a
-            reactor turn to be written.  The shutdown trigger returns it, so the reactor
+            reactor turn to be written.  Should the reactor shut down meanwhile, it
             waits for it.
         """
+        if self._stopped:
+            stopping = self._stopping
+            return succeed(None) if stopping is None else _whenFired(stopping)
         self._running = False
         self._stopped = True
-        trigger = self._shutdownTrigger
-        if trigger is not None:
-            self._shutdownTrigger = None
-            self._reactor.removeSystemEventTrigger(trigger)  # type: ignore[attr-defined]
         closing = [_whenFired(d) for d in self._websocketsClosed()]
         self.sessions.closeAll(code, reason)
         self.sessions.stop()
-        return self._settle(closing)
+        stopping = self._stopping = self._settle(closing)
+
+        def settled(result: None) -> None:
+            # The reactor need not wait for this stop any more (unless the endpoint was
+            # started again meanwhile, and is to be stopped again then).
+            if self._stopping is stopping:
+                self._stopping = None
+            trigger = self._shutdownTrigger
+            if trigger is not None and not self._running:
+                self._shutdownTrigger = None
+                self._reactor.removeSystemEventTrigger(trigger)  # type: ignore[attr-defined]
+
+        stopping.addCallback(settled)
+        return _whenFired(stopping)
 
     def asService(self) -> IService:
         """
         A service that starts this endpoint when it starts and stops it when it stops
-        (its C{stopService} returns L{stop}'s Deferred): add it to your application's
-        service hierarchy to order the endpoint's stop among your other services'.
+        (its C{stopService} returns L{stop}'s Deferred).
         """
         return _EndpointService(self)
 

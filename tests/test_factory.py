@@ -202,12 +202,34 @@ class BareResourceLifecycleTests(SynchronousTestCase):
         self.assertEqual(self.wrapped.starts, 2)
 
     def test_stopRemovesTheTrigger(self) -> None:
-        """stop() removes the shutdown trigger; a later shutdown does not stop it twice."""
+        """Once stopped, the shutdown trigger is gone; a later shutdown stops nothing twice."""
         self.reactor.run()
-        self.resource.stop()
+        stopped = self.resource.stop()
+        self.reactor.advance(0)
+        self.successResultOf(stopped)
         self.assertEqual(self.reactor.shutdownTriggers(), 0)
         self.successResultOf(self.reactor.fireBeforeShutdown())
         self.assertEqual(self.wrapped.stops, 1)
+        self.successResultOf(self.resource.stop())
+
+    def test_shutdownDuringStop(self) -> None:
+        """A reactor shutting down while a stop waits for a close handshake waits too."""
+        self.reactor.run()
+        client = plainSite(self.reactor, ("/chat", self.resource))
+        ws = client.websocket("/chat/000/w/websocket")
+        stopped = self.resource.stop()
+        again = self.resource.stop()
+        done = self.reactor.fireBeforeShutdown()
+        self.reactor.advance(0)
+        for d in (stopped, again, done):
+            self.assertNoResult(d)
+        ws.frames()
+        ws.sendClose(1001)
+        self.reactor.advance(0)
+        for d in (stopped, again, done):
+            self.successResultOf(d)
+        self.assertEqual(self.wrapped.stops, 1)
+        self.assertEqual(leftoverCalls(self.reactor), [])
 
     def test_stoppedBeforeTheReactorRuns(self) -> None:
         """A resource stopped before the reactor runs is not started by it."""
@@ -297,6 +319,7 @@ class SockJSFactoryTests(SynchronousTestCase):
         site.doStop()
         self.assertEqual(wrapped.stops, 0)
         site.doStop()  # the last port stopped listening
+        reactor.advance(0)
         self.assertEqual((wrapped.stops, reactor.shutdownTriggers()), (1, 0))
         site.doStart()
         self.assertEqual(wrapped.starts, 2)
