@@ -93,7 +93,7 @@ def _whenFired(d: Deferred[Any]) -> Deferred[None]:
     return notice
 
 
-class _EndpointService(Service):
+class _ResourceService(Service):
     """
     The service of L{SockJSResource.asService}.
     """
@@ -269,7 +269,7 @@ class SockJSResource(Resource):
         A service that starts this endpoint when it starts and stops it when it stops
         (its C{stopService} returns L{stop}'s Deferred).
         """
-        return _EndpointService(self)
+        return _ResourceService(self)
 
     def _startUnlessStopped(self) -> None:
         if not self._stopped:
