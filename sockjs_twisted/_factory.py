@@ -1,6 +1,6 @@
 """
 L{SockJSFactory}: a twisted.web Site serving one SockJS endpoint, ready for C{listenTCP}
-or C{endpoint.listen}.
+or C{endpoint.listen}; L{SockJSSite}: the bounded Site under it, for trees of your own.
 """
 
 from __future__ import annotations
@@ -285,9 +285,12 @@ class SockJSSite(Site):
     """
     A Site for SockJS.  No traceback pages; no access log (one line per poll would drown
     everything else: subclass and override C{log} to have one).  Requests are bounded:
-    a body over C{maxBodySize} gets 413, a request not received whole within
-    C{requestTimeout} seconds gets 408 (header and body trickling), and an idle
-    connection is closed after C{idleTimeout} seconds.
+    a body over C{max_body_size} gets 413, a request not received whole within
+    C{request_timeout} seconds gets 408 (header and body trickling), and an idle
+    connection is closed after C{idle_timeout} seconds.
+
+    :ivar maxBodySize: The C{max_body_size} given.
+    :ivar requestTimeout: The C{request_timeout} given.
     """
 
     displayTracebacks = False
@@ -299,68 +302,97 @@ class SockJSSite(Site):
         self,
         resource: Resource,
         reactor: Optional[IReactorTime] = None,
-        maxBodySize: int = 1024 * 1024,
-        requestTimeout: float = 30,
-        idleTimeout: float = 60,
+        *,
+        max_body_size: int = 1024 * 1024,
+        request_timeout: float = 30,
+        idle_timeout: float = 60,
     ) -> None:
         """
         :param resource: The root resource.
         :param reactor: The reactor; the global one by default.
-        :param maxBodySize: Largest request body accepted, in bytes.
-        :param requestTimeout: Seconds a client has to send a whole request.
-        :param idleTimeout: Seconds an idle keep-alive connection is kept.
+        :param max_body_size: Largest request body accepted, in bytes.
+        :param request_timeout: Seconds a client has to send a whole request.
+        :param idle_timeout: Seconds an idle keep-alive connection is kept.
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
 
             reactor = globalReactor  # type: ignore[assignment]
         super().__init__(
-            resource, reactor=reactor, timeout=idleTimeout, parsePOSTFormSubmission=False
+            resource, reactor=reactor, timeout=idle_timeout, parsePOSTFormSubmission=False
         )
-        self.maxBodySize = maxBodySize
-        self.requestTimeout = requestTimeout
+        self.maxBodySize = max_body_size
+        self.requestTimeout = request_timeout
 
     def log(self, request: Any) -> None:
         pass
+
+
+class _SiteOwnedResource(SockJSResource):
+    """
+    The endpoint of a L{SockJSFactory}: started when the site starts listening, not when
+    the reactor runs.
+    """
+
+    _startsWithReactor = False
 
 
 class SockJSFactory(SockJSSite):
     """
     Serve C{factory}'s protocols to SockJS clients: C{listenTCP(8081,
     SockJSFactory(MyFactory()))}.  The endpoint is served at the C{prefix} option (the
-    root by default).  The wrapped factory's C{doStart}/C{doStop} follow this one's, and
-    stopping it closes every session with C{1001 "Server shutting down"}.
+    root by default).
 
-    :ivar endpoint: The L{SockJSResource}.
+    The wrapped factory is started when this site starts listening (its first port), and
+    its endpoint is stopped when the site stops listening (its last port) or, before
+    that, when the reactor shuts down: every session is closed with C{1001 "Server
+    shutting down"} and the wrapped factory is stopped (see L{SockJSResource}).
+
+    :ivar sockjsResource: The L{SockJSResource} serving the endpoint (the site's
+        C{resource} is the root of its tree, which is that same resource when there is
+        no prefix).
     """
 
     def __init__(
         self,
         factory: IProtocolFactory,
         reactor: Optional[IReactorTime] = None,
+        *,
+        request_timeout: float = 30,
+        idle_timeout: float = 60,
         **options: Any,
     ) -> None:
         """
         :param factory: An ordinary protocol factory; each SockJS session gets one of its
             protocols.
         :param reactor: The reactor; the global one by default.
+        :param request_timeout: See L{SockJSSite}.
+        :param idle_timeout: See L{SockJSSite}.
         :param options: See L{SockJSOptions}; C{max_body_size} also bounds request bodies
             for the whole site.
         """
-        self.endpoint = SockJSResource(factory, reactor=reactor, **options)
-        prefix = self.endpoint.options.prefix
+        self.sockjsResource: SockJSResource = _SiteOwnedResource(
+            factory, reactor=reactor, **options
+        )
+        prefix = self.sockjsResource.options.prefix
         root: Resource
         if prefix:
             root = Resource()
-            mount(root, prefix, self.endpoint)
+            mount(root, prefix, self.sockjsResource)
         else:
-            root = self.endpoint
-        super().__init__(root, reactor=reactor, maxBodySize=self.endpoint.options.max_body_size)
+            root = self.sockjsResource
+        super().__init__(
+            root,
+            reactor=reactor,
+            max_body_size=self.sockjsResource.options.max_body_size,
+            request_timeout=request_timeout,
+            idle_timeout=idle_timeout,
+        )
 
     def startFactory(self) -> None:
         super().startFactory()
-        self.endpoint.sessions.start()
+        self.sockjsResource.start()
 
     def stopFactory(self) -> None:
-        self.endpoint.stop()
+        self.sockjsResource.stop()
         super().stopFactory()

@@ -90,6 +90,8 @@ class SockJSOptions:
         your page.
     :ivar prefix: The path the endpoint is served under (as given to sockjs-node's
         C{installHandlers}); L{SockJSFactory} mounts it there, and connections report it.
+        Without it, connections report the path the endpoint is mounted at, from the
+        request.
     :ivar response_limit: Bytes a streaming response may carry before it is closed so that
         the browser can free its memory; the client then opens a new one.
     :ivar websocket: Offer the websocket transports.

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 from ._framing import closeFrame, quoteMessage
 from ._options import SockJSOptions
-from ._session import GO_AWAY, ConnectionInfo, Session
+from ._session import GO_AWAY, SHUTDOWN, ConnectionInfo, Session
 from .interfaces import ISessionSink
 from .metrics import NULL_OBSERVER, NullObserver
 
@@ -79,6 +79,7 @@ class SessionFactory:
         self._lastQuoted = ""
         self._started = False
         self.observer: NullObserver = NULL_OBSERVER
+        self._stopped = False
 
     # -- the wrapped factory's lifecycle ----------------------------------------------
 
@@ -86,14 +87,17 @@ class SessionFactory:
         """
         Start the wrapped factory (once).
         """
+        self._stopped = False
         if not self._started:
             self._started = True
             self.factory.doStart()
 
     def stop(self) -> None:
         """
-        Stop the wrapped factory, if it was started.
+        Stop the wrapped factory, if it was started.  New sessions are refused with
+        C{1001 "Server shutting down"} until L{start}.
         """
+        self._stopped = True
         if self._started:
             self._started = False
             self.factory.doStop()
@@ -128,16 +132,18 @@ class SessionFactory:
     ) -> Optional[Session]:
         """
         Open a new session whose first receiving connection is C{sink}, or refuse it with
-        a close frame when the limit of sessions is reached or the wrapped factory's
-        C{buildProtocol} returns C{None}.
+        a close frame when the endpoint is stopped, when the limit of sessions is reached
+        or when the wrapped factory's C{buildProtocol} returns C{None}.
         """
+        if self._stopped:
+            self._refuse(sink, SHUTDOWN)
+            return None
         maxSessions = self.options.max_sessions
         if maxSessions is not None and len(self) >= maxSessions:
             self.logMessage("error", "SockJS session refused: too many sessions")
             self.observer.refused("max_sessions")
             self._refuse(sink, TOO_MANY_SESSIONS)
             return None
-        self.start()
         try:
             protocol = self.factory.buildProtocol(info.peer)
         except BaseException:

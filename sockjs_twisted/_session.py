@@ -61,6 +61,16 @@ EXPOSED_HEADERS = frozenset(
 )
 
 
+def mountPath(url: str, framed: bool = True) -> str:
+    """
+    The path an endpoint is mounted at, from the URL of a request it routed to a session:
+    what precedes C{/<server>/<session>/<transport>} (C{/websocket} for the raw
+    websocket).  C{""} at the root of a site.
+    """
+    segments = url.split("?", 1)[0].split("/")
+    return "/".join(segments[: -3 if framed else -1])
+
+
 @attr.s(frozen=True, slots=True, auto_attribs=True)
 class ConnectionInfo:
     """
@@ -170,7 +180,14 @@ class Session:
 
     @property
     def prefix(self) -> str:
-        return self._factory.options.prefix
+        """
+        The endpoint's C{prefix} option or, when none was given, the path the endpoint is
+        mounted at, as the latest receiving request's URL shows it.
+        """
+        prefix = self._factory.options.prefix
+        if prefix or self._info is None:
+            return prefix
+        return mountPath(self._info.url, self._framed)
 
     @property
     def url(self) -> Optional[str]:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService
+from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
 from twisted.python.reflect import namedAny
@@ -225,10 +226,15 @@ class _SockJSService(MultiService):
         super().__init__()
         self.endpoints = endpoints
 
-    def stopService(self) -> Any:
+    def startService(self) -> None:
         for endpoint in self.endpoints:
-            endpoint.stop()
-        return super().stopService()
+            endpoint.start()
+        super().startService()
+
+    def stopService(self) -> Any:
+        stopping = [endpoint.stop() for endpoint in self.endpoints]
+        stopping.append(super().stopService())
+        return gatherResults(stopping)
 
 
 def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
@@ -253,7 +259,7 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
     else:
         root = testServices(reactor, **options)
         endpoints = list(root.children.values())  # type: ignore[arg-type]
-    site = SockJSSite(root, reactor=reactor, maxBodySize=options["max_body_size"])
+    site = SockJSSite(root, reactor=reactor, max_body_size=options["max_body_size"])
     service = _SockJSService(endpoints)
     for description in config["endpoints"]:
         strports.service(description, site, reactor=reactor).setServiceParent(service)

@@ -178,6 +178,8 @@ class ProtocolHarness:
             url=f"{prefix}/000/{client.sessionId}/websocket",
         )
         self._factory.built = None
+        # The harness listens from its first client on: the factory starts then.
+        self.sessions.start()
         if self.sessions.openSession(client.sessionId, client, info, registered=False):
             client.protocol = self._factory.built
         return client

@@ -108,8 +108,10 @@ class OpenTests(SessionTestCase):
         self.assertEqual(len(self.userFactory.built), 1)
 
     def test_doStartOnce(self) -> None:
-        """The wrapped factory is started once, however many sessions, and stopped once."""
+        """The wrapped factory is started once, however many starts, and stopped once."""
+        self.factory.start()
         self.open("a")
+        self.factory.start()
         self.open("b")
         self.assertEqual(self.userFactory.starts, 1)
         self.factory.stop()
@@ -126,7 +128,7 @@ class OpenTests(SessionTestCase):
         self.assertEqual(session.pathname, "/echo/0/s/xhr")
         self.assertEqual(session.protocol, "xhr-polling")
         self.assertEqual(session.sessionId, "s")
-        self.assertEqual(session.prefix, "")
+        self.assertEqual(session.prefix, "/echo")  # no prefix option: where it is mounted
         self.assertEqual(session.getHost().port, 8081)
 
     def test_connectedAndDisconnecting(self) -> None:
