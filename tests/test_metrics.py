@@ -140,7 +140,7 @@ class ScrapeTests(SynchronousTestCase):
         for endpoint in (self.echo, self.strict, self.flood):
             self.metrics.watch(endpoint)
         root.putChild(b"metrics", MetricsResource(self.metrics.registry))
-        site = SockJSSite(root, reactor=self.clock, maxBodySize=1000)
+        site = SockJSSite(root, reactor=self.clock, max_body_size=1000)
         self.metrics.watchSite(site)
         self.client = HTTPClient(site=site, clock=self.clock)
 

@@ -62,6 +62,7 @@ class MultiplexTestCase(SynchronousTestCase):
             SockJSOptions(log=lambda severity, message: self.logged.append((severity, message))),
             self.clock,
         )
+        self.registry.start()
         self.sink = RecordingSink()
         session = self.registry.openSession("s", self.sink, info())
         assert session is not None
@@ -292,7 +293,7 @@ class TransportTests(MultiplexTestCase):
         self.assertEqual(transport.url, "/echo/0/s/xhr")
         self.assertEqual(transport.pathname, "/echo/0/s/xhr")
         self.assertEqual(transport.headers, {})
-        self.assertEqual(transport.prefix, "")
+        self.assertEqual(transport.prefix, "/echo")
         self.assertEqual(transport.topic, "chat")
         self.assertTrue(transport.connected)
         self.assertFalse(transport.disconnecting)
