@@ -27,7 +27,7 @@ from twisted.internet.task import Clock  # noqa: E402
 from zope.interface import implementer  # noqa: E402
 
 from sockjs_twisted._options import SockJSOptions  # noqa: E402
-from sockjs_twisted._registry import SessionFactory  # noqa: E402
+from sockjs_twisted._registry import SessionRegistry  # noqa: E402
 from sockjs_twisted._session import ConnectionInfo  # noqa: E402
 from sockjs_twisted.interfaces import ISessionSink  # noqa: E402
 from sockjs_twisted.testserver import EchoFactory  # noqa: E402
@@ -55,7 +55,7 @@ class _DiscardingSink:
 
 
 class _Endpoint:
-    def __init__(self, sessions: SessionFactory) -> None:
+    def __init__(self, sessions: SessionRegistry) -> None:
         self.sessions = sessions
 
 
@@ -63,7 +63,7 @@ def perMessage(metrics: bool, batch: int) -> float:
     """
     Nanoseconds of CPU per echoed message.
     """
-    registry = SessionFactory(EchoFactory(), SockJSOptions(), Clock())
+    registry = SessionRegistry(EchoFactory(), SockJSOptions(), Clock())
     if metrics:
         from sockjs_twisted.metrics import SockJSMetrics
 

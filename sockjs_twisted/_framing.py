@@ -16,10 +16,12 @@ __all__ = [
     "HEARTBEAT_FRAME",
     "OPEN_FRAME",
     "BrokenFraming",
+    "IncompleteUTF8",
     "PayloadExpected",
     "closeFrame",
     "decodeHTTPPayload",
     "decodeWebSocketPayload",
+    "decodeWritten",
     "isValidCallback",
     "jsString",
     "messageFrame",
@@ -138,12 +140,81 @@ def _parse(payload: str) -> object:
 
 
 def _encodeAll(messages: list[Any]) -> list[bytes]:
+    # A JSON string may hold lone surrogates ("\ud800"): JavaScript strings can, and
+    # sockjs-client sends them escaped.  They pass through as UTF-8 with surrogates
+    # ('surrogatepass'), so that echoing a message gives the client the same string.
     try:
-        return [m.encode("utf-8") for m in messages]  # type: ignore[attr-defined]
+        return [m.encode("utf-8", "surrogatepass") for m in messages]  # type: ignore[attr-defined]
     except AttributeError:
         raise BrokenFraming("messages must be strings") from None
-    except UnicodeEncodeError:
-        raise BrokenFraming("a message holds a lone surrogate") from None
+
+
+class IncompleteUTF8(ValueError):
+    """
+    Written bytes that end in the first part of a UTF-8 character: the rest may come
+    with the next write.
+
+    :ivar start: Where the incomplete character starts.
+    """
+
+    def __init__(self, start: int) -> None:
+        super().__init__(f"incomplete UTF-8 character at byte {start}")
+        self.start = start
+
+
+# Bytes after a lead byte that a character of that lead byte needs (0: not a lead byte).
+_UTF8_LENGTH = bytes(
+    2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
+    for b in range(256)
+)
+
+
+def _isPrefix(tail: bytes, errors: str) -> bool:
+    """
+    Can C{tail} (at the end of a write) still become a character with more bytes?
+    """
+    need = _UTF8_LENGTH[tail[0]]
+    if not 0 < len(tail) < need:
+        return False
+    if len(tail) == 1:
+        return True
+    # Complete it with the lowest continuation bytes; whatever follows the second byte
+    # is free, so this decodes exactly when the tail is the start of a character.
+    try:
+        (tail + b"\x80" * (need - len(tail))).decode("utf-8", errors)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def decodeWritten(data: bytes, surrogates: bool) -> str:
+    """
+    Decode one message that a protocol wrote.
+
+    :param data: UTF-8 text.
+    :param surrogates: Accept lone surrogates (UTF-8 with C{'surrogatepass'}), which
+        SockJS framing escapes as C{\\udXXX}; raw websockets, whose text must be valid
+        UTF-8, cannot carry them.
+    :raise TypeError: C{data} is not bytes.
+    :raise IncompleteUTF8: C{data} is text that ends in part of a character.
+    :raise ValueError: C{data} holds bytes that can never be UTF-8 text.
+    """
+    if type(data) is not bytes:
+        raise TypeError(
+            f"transport.write() takes bytes (one UTF-8 message), not {type(data).__name__}"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    errors = "surrogatepass" if surrogates else "strict"
+    try:
+        return data.decode("utf-8", errors)
+    except UnicodeDecodeError as e:
+        error = e
+    if len(data) - error.start < 4 and _isPrefix(data[error.start :], errors):
+        raise IncompleteUTF8(error.start)
+    raise ValueError(f"transport.write() takes UTF-8 text: {error}")
 
 
 def decodeHTTPPayload(payload: bytes) -> list[bytes]:

@@ -110,6 +110,8 @@ class SockJSOptions:
     :ivar max_queue_size: Most memory, in bytes, a session's outgoing queue may hold while
         its client does not read; past it the session is closed with C{1013}.  Protocols
         that register a producer on their transport are paused long before (at 64 KiB).
+        It must be at least twice C{max_body_size}, so that echoing everything one
+        C{xhr_send} carries (quoting can double text) never closes a session.
     :ivar allowed_origins: C{None} allows every origin (sockjs-node's behaviour); a list of
         exact origins or patterns such as C{"https://*.example.com"} allows only those.
     """
@@ -130,3 +132,11 @@ class SockJSOptions:
     allowed_origins: Optional[tuple[str, ...]] = attr.ib(
         default=None, converter=_tupleOrNone, validator=_origins
     )
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_queue_size < 2 * self.max_body_size:
+            raise ValueError(
+                f"max_queue_size ({self.max_queue_size}) must be at least twice "
+                f"max_body_size ({self.max_body_size}): the echo of a whole body must fit "
+                f"in the outgoing queue"
+            )

@@ -1,5 +1,5 @@
 """
-The session factory of one SockJS endpoint: its sessions by id, the user's protocol
+The session registry of one SockJS endpoint: its sessions by id, the user's protocol
 factory it wraps, the one flush per reactor turn, and logging.
 """
 
@@ -9,34 +9,25 @@ from typing import Any, Optional
 
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
-from ._framing import closeFrame, quoteMessage
+from ._framing import closeFrame, decodeWritten, quoteMessage
 from ._options import SockJSOptions
-from ._session import GO_AWAY, SHUTDOWN, ConnectionInfo, Session
+from ._session import GO_AWAY, INTERNAL_ERROR, SHUTDOWN, ConnectionInfo, Session
 from .interfaces import ISessionSink
 from .metrics import NULL_OBSERVER, NullObserver
 
-__all__ = ["SessionFactory"]
+__all__ = ["SessionRegistry"]
 
 TOO_MANY_SESSIONS = (1013, "Too many sessions")
 
 _severityLevels = {"debug": "debug", "info": "info", "error": "error"}
 
 
-def _decodeMessage(data: bytes) -> str:
-    if type(data) is not bytes:
-        raise TypeError(
-            f"transport.write() takes bytes (one UTF-8 message), not {type(data).__name__}"
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"transport.write() takes UTF-8 text: {e}") from None
-
-
-class SessionFactory:
+class SessionRegistry:
     """
-    Turns SockJS sessions of one endpoint into protocols built by the wrapped factory.
+    The sessions of one SockJS endpoint, by id, each served by a protocol built by the
+    wrapped factory.  (It is not a Twisted protocol factory: it wraps one.)
 
     :ivar options: The endpoint's options.
     :ivar clock: The reactor's clock that drives every timer.
@@ -147,7 +138,7 @@ class SessionFactory:
         try:
             protocol = self.factory.buildProtocol(info.peer)
         except BaseException:
-            self.log.failure("SockJS session refused: buildProtocol raised")
+            self.logFailure("SockJS session refused: buildProtocol raised")
             protocol = None
         if protocol is None:
             self._refuse(sink, GO_AWAY)
@@ -189,10 +180,10 @@ class SessionFactory:
         broadcast) is quoted once.
         """
         if not framed:
-            return _decodeMessage(data)
+            return decodeWritten(data, False)
         if data is self._lastData:
             return self._lastQuoted
-        quoted = quoteMessage(_decodeMessage(data))
+        quoted = quoteMessage(decodeWritten(data, True))
         self._lastData = data
         self._lastQuoted = quoted
         return quoted
@@ -235,11 +226,11 @@ class SessionFactory:
             try:
                 session.flush()
             except BaseException:
-                # A bug must not stall the other sessions of this turn.
-                self.log.failure(
-                    "SockJS session {sessionId}: flush failed", sessionId=session.sessionId
-                )
-                session.fail((1011, "Internal error"), "flush failed")
+                # A bug (or a producer's resumeProducing raising) must not stall the
+                # other sessions of this turn.
+                failure = Failure()
+                self.logFailure(f"SockJS session {session.sessionId}: flush failed", failure)
+                session.fail(INTERNAL_ERROR, failure)
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -253,6 +244,19 @@ class SessionFactory:
             return
         level: Any = getattr(self.log, _severityLevels.get(severity, "info"))
         level("{message}", message=message)
+
+    def logFailure(self, message: str, failure: Optional[Failure] = None) -> None:
+        """
+        Log an unexpected exception (the one being handled, by default): through the
+        C{log} option as an C{"error"} with the traceback, or to L{twisted.logger}.
+        """
+        if failure is None:
+            failure = Failure()
+        custom = self.options.log
+        if custom is not None:
+            custom("error", f"{message}\n{failure.getTraceback()}")
+            return
+        self.log.failure("{message}", failure=failure, message=message)
 
     # -- shutdown ----------------------------------------------------------------------------
 

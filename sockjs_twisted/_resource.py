@@ -19,7 +19,7 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 
 from ._options import SockJSOptions
-from ._registry import SessionFactory
+from ._registry import SessionRegistry
 from ._session import SHUTDOWN
 from ._static import Greeting, IFrame, Info
 from ._transports._http import notFound
@@ -124,7 +124,7 @@ class SockJSResource(Resource):
     other moments.  With a reactor that is not an C{IReactorCore} (a bare C{Clock} in
     tests), nothing is automatic: call L{start} and L{stop}.
 
-    :ivar sessions: The L{SessionFactory} of this endpoint.
+    :ivar sessions: The L{SessionRegistry} of this endpoint.
     :ivar options: The endpoint's L{SockJSOptions}.
     """
 
@@ -152,7 +152,7 @@ class SockJSResource(Resource):
 
             reactor = globalReactor  # type: ignore[assignment]
         self.options = SockJSOptions(**options)
-        self.sessions = SessionFactory(factory, self.options, reactor)
+        self.sessions = SessionRegistry(factory, self.options, reactor)
         self._reactor: IReactorTime = reactor  # type: ignore[assignment]
         self._running = False
         self._stopped = False

@@ -231,9 +231,11 @@ class NullObserver:
         A batch of messages from a client reached its session.
         """
 
-    def sent(self, quoted: list[str]) -> None:
+    def sent(self, quoted: list[str], count: Optional[int] = None) -> None:
         """
-        A batch of quoted messages went to a client's receiving connection.
+        A batch of C{count} quoted messages went to a client's receiving connection.
+        Each string of C{quoted} holds one message or (when C{count} is more than its
+        length) several joined by commas; C{count=None} means one message each.
         """
 
     def unknownSession(self) -> None:
@@ -343,13 +345,16 @@ class EndpointObserver(NullObserver):
         self.messagesIn += count
         self.bytesIn += len(messages[0]) if count == 1 else sum(map(len, messages))
 
-    def sent(self, quoted: list[str]) -> None:
-        count = len(quoted)
+    def sent(self, quoted: list[str], count: Optional[int] = None) -> None:
+        strings = len(quoted)
+        if count is None:
+            count = strings
         self.messagesOut += count
-        text = quoted[0] if count == 1 else "".join(quoted)
+        text = quoted[0] if strings == 1 else "".join(quoted)
+        # Less the commas that join queued messages inside one string.
         self.bytesOut += (
             len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
-        )
+        ) - (count - strings)
 
     def unknownSession(self) -> None:
         self.unknown += 1

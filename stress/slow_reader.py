@@ -233,6 +233,9 @@ def runBroadcast(
         str(RESPONSE_LIMIT),
         "--max-queue-size",
         str(maxQueueSize),
+        # The echo of a whole body must fit in the queue (SockJSOptions checks it).
+        "--max-body-size",
+        str(min(1024 * 1024, maxQueueSize // 2)),
     ]
     if not standard:
         args = ["--factory", "stress.servers.BroadcastFactory", "--prefix", "/broadcast", *args]

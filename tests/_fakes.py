@@ -67,8 +67,8 @@ class RecordingSink:
         """
         if self.finished is None:
             self.finished = (0, "ended")
-        assert self.session is not None
-        self.session.detach(self, aborted)
+        if self.session is not None:
+            self.session.detach(self, aborted)
 
     def pause(self) -> None:
         self.sinkPaused = True

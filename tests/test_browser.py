@@ -191,6 +191,8 @@ MESSAGES = [
         "\U0001f468\u200d\U0001f469\u200d\U0001f467 \U0001d11e \U00010348",
     ),
 ]
+# Strings with unpaired surrogates, echoed exactly (sent as JSON text to the page).
+LONE_SURROGATES = ["x\ud800y", "x\udc00y", "\udc00\ud800"]
 PINGS = [f"ping {i:02d}" for i in range(20)]
 BURST = [f"burst {i:03d} \u2603" for i in range(200)]
 
@@ -816,6 +818,18 @@ class _BrowserTransportTests(SynchronousTestCase):
         if problems:
             self.fail("echoes differ from what was sent:\n  " + "\n  ".join(problems))
         times["64KiB"] = echoed[labels.index("64 KiB")]["rtt"]
+
+        # Lone surrogates: JavaScript strings may hold them, and they come back exactly.
+        # They cross to and from the page as JSON text, which carries them escaped.
+        lone = [json.dumps(m) for m in LONE_SURROGATES]
+        echoedLone = self.js(
+            "([id, m, ms]) => e2e.echo(id, m.map((s) => JSON.parse(s)), ms)"
+            ".then((rs) => rs.map((r) => ('data' in r) ? JSON.stringify(r.data) : r))",
+            sock,
+            lone,
+            ECHO_WAIT * 1000,
+        )
+        self.assertEqual(echoedLone, lone, "lone surrogates")
 
         pings = self.js("([id, m, ms]) => e2e.echo(id, m, ms)", sock, PINGS, ECHO_WAIT * 1000)
         self.assertEqual([p.get("data") for p in pings], PINGS, f"pings: {pings}")

@@ -438,12 +438,12 @@ class ProtocolHarnessTests(SynchronousTestCase):
         alice, bob = harness.connect(), harness.connect()
         harness.flush()
         bob.received.clear()
-        alice.send("hello")
+        alice.send(b"hello")
         harness.flush()
-        self.assertEqual(bob.received, ["guest-1: hello"])
+        self.assertEqual(bob.received, [b"guest-1: hello"])
         bob.disconnect()
         harness.flush()
-        self.assertEqual(alice.received[-1], "* guest-2 left")
+        self.assertEqual(alice.received[-1], b"* guest-2 left")
         alice.disconnect()
         self.assertEqual(harness.clock.getDelayedCalls(), [])
 
@@ -453,11 +453,11 @@ class ProtocolHarnessTests(SynchronousTestCase):
             TokenAuthFactory({"good": "frank"}.get, tokenauth.Greeter, clock=Clock())
         )
         bad, good = harness.connect(), harness.connect()
-        bad.send("bad")
-        good.send("good", "hi")
+        bad.send(b"bad")
+        good.send(b"good", b"hi")
         harness.flush()
         self.assertEqual((bad.closed, bad.received), ((4001, "Authentication failed"), []))
-        self.assertEqual((good.closed, good.received), (None, ["welcome, frank", "frank: hi"]))
+        self.assertEqual((good.closed, good.received), (None, [b"welcome, frank", b"frank: hi"]))
 
 
 class TwistdTests(SynchronousTestCase):

@@ -21,10 +21,12 @@ from typing import Optional
 import websocket
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from sockjs_twisted import SockJSFactory
 from sockjs_twisted.testing import TRANSPORTS, SockJSClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -255,3 +257,65 @@ class SockJSClientTests(TestCase):
                 (3000, "Go away!"),
                 transport,
             )
+
+
+class _Pauser(Protocol):
+    """
+    Records messages; C{pause} pauses its transport.  C{received} fires with the
+    messages once C{expected} arrived.
+    """
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.messages: list[bytes] = []
+        self.received: Deferred[list[bytes]] = Deferred()
+        self.pausedNow: Deferred[None] = Deferred()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.messages.append(data)
+        if data == b"pause":
+            self.transport.pauseProducing()
+            self.pausedNow.callback(None)
+        if len(self.messages) == self.expected:
+            self.received.callback(self.messages)
+
+
+class IncomingFlowControlTests(TestCase):
+    """
+    A protocol that pauses its transport stops its websocket's socket being read, on a
+    real socket.
+    """
+
+    timeout = 30
+
+    async def test_websocketStopsReading(self) -> None:
+        """While the protocol is paused its websocket is not read; on resume every message arrives, in order."""
+        from twisted.internet import reactor
+
+        server = _Pauser(expected=4)
+        port = reactor.listenTCP(
+            0,
+            SockJSFactory(Factory.forProtocol(lambda: server), reactor=reactor),
+            interface="127.0.0.1",
+        )
+        self.addCleanup(port.stopListening)
+        client = _Collector()
+        await SockJSClient(
+            reactor, f"http://127.0.0.1:{port.getHost().port}", "websocket"
+        ).connect(client)
+        client.transport.write(b"pause")
+        await server.pausedNow
+        # The read that carried "pause" is handled once this turn ends.
+        await deferLater(reactor, 0, lambda: None)
+        socket = server.transport._session._sink.transport  # the websocket's TCP connection
+        self.assertNotIn(socket, reactor.getReaders())
+        client.transport.write(b"b")
+        client.transport.write(b"c")
+        client.transport.write(b"d")
+        await deferLater(reactor, 0.2, lambda: None)
+        self.assertEqual(server.messages, [b"pause"])
+        server.transport.resumeProducing()
+        self.assertEqual(await server.received, [b"pause", b"b", b"c", b"d"])
+        self.assertIn(socket, reactor.getReaders())
+        client.transport.loseConnection()
+        await client.lost

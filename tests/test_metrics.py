@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from sockjs_twisted import SockJSResource
 from sockjs_twisted._factory import SockJSSite
-from sockjs_twisted._registry import SessionFactory
+from sockjs_twisted._registry import SessionRegistry
 from sockjs_twisted._tap import _metricsSite, workerMetricsEndpoint
 from sockjs_twisted.metrics import (
     HUB_METRICS,
@@ -459,7 +459,7 @@ class ObserverTests(SynchronousTestCase):
 
     def test_registryHasNoObserverCostWithoutMetrics(self) -> None:
         """The null observer's hooks take the same arguments as the counting one's."""
-        registry = SessionFactory(EchoFactory(), SockJSResource(EchoFactory()).options)
+        registry = SessionRegistry(EchoFactory(), SockJSResource(EchoFactory()).options)
         self.assertIs(registry.observer, NULL_OBSERVER)
         NULL_OBSERVER.received([b"x"])
         NULL_OBSERVER.sent(['"x"'])

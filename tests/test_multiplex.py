@@ -17,7 +17,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sockjs_twisted._options import SockJSOptions
-from sockjs_twisted._registry import SessionFactory
+from sockjs_twisted._registry import SessionRegistry
 from sockjs_twisted.interfaces import ISockJSTransport
 from sockjs_twisted.multiplex import ChannelTransport, MultiplexFactory, jsEscape
 from sockjs_twisted.testserver import EchoFactory
@@ -57,7 +57,7 @@ class MultiplexTestCase(SynchronousTestCase):
         self.news = RecordingFactory()
         self.mux = MultiplexFactory({"chat": self.chat, "news": self.news, "echo": EchoFactory()})
         self.logged: list[tuple[str, str]] = []
-        self.registry = SessionFactory(
+        self.registry = SessionRegistry(
             self.mux,
             SockJSOptions(log=lambda severity, message: self.logged.append((severity, message))),
             self.clock,
@@ -255,7 +255,7 @@ class WireTests(MultiplexTestCase):
         """Topics are matched as the browser client escapes channel names (JS escape())."""
         factory = RecordingFactory()
         self.mux = MultiplexFactory({"my chat/é": factory})
-        self.registry = SessionFactory(self.mux, SockJSOptions(), self.clock)
+        self.registry = SessionRegistry(self.mux, SockJSOptions(), self.clock)
         self.sink = RecordingSink()
         session = self.registry.openSession("t", self.sink, info())
         assert session is not None
@@ -397,7 +397,7 @@ class PullProducerTests(TestCase):
         """A channel's pull producer gets resumeProducing until it unregisters."""
         clock = Clock()
         factory = RecordingFactory()
-        registry = SessionFactory(MultiplexFactory({"file": factory}), SockJSOptions(), clock)
+        registry = SessionRegistry(MultiplexFactory({"file": factory}), SockJSOptions(), clock)
         sink = RecordingSink()
         session = registry.openSession("s", sink, info())
         assert session is not None

@@ -78,3 +78,11 @@ class ValidationTests(SynchronousTestCase):
         """An unknown option is a TypeError naming it."""
         e = self.assertRaises(TypeError, SockJSResource, RecordingFactory(), colour="red")
         self.assertIn("colour", str(e))
+
+    def test_queueHoldsTheEchoOfABody(self) -> None:
+        """max_queue_size under twice max_body_size is refused, naming both: the echo of a whole body must fit."""
+        e = self.assertRaises(ValueError, SockJSOptions, max_queue_size=1000, max_body_size=501)
+        self.assertIn("max_queue_size", str(e))
+        self.assertIn("max_body_size", str(e))
+        SockJSOptions(max_queue_size=1000, max_body_size=500)
+        self.assertRaises(ValueError, SockJSOptions, max_queue_size=1024 * 1024)

@@ -16,9 +16,13 @@ import hashlib
 import json
 import re
 from typing import Any, Optional
+from urllib.parse import quote
 
 from twisted.internet import reactor as globalReactor
+from twisted.internet.error import ConnectionAborted
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.http import HTTPChannel, HTTPFactory
 from twisted.web.resource import Resource
@@ -26,7 +30,7 @@ from twisted.web.resource import Resource
 from sockjs_twisted import SockJSResource
 from sockjs_twisted.testserver import EchoFactory, testServices
 
-from ._harness import Connection, HTTPClient, Response
+from ._harness import Connection, HTTPClient, Response, sockjsClient
 
 WELCOME = b"Welcome to SockJS!\n"
 PRELUDE = b"h" * 2048 + b"\n"
@@ -1441,3 +1445,269 @@ class HardeningTests(_ProtocolTestCase):
         connection = self.client.connections[-1]
         r = connection.request("GET", "/echo")
         self.assertEqual(r.body, WELCOME)
+
+
+# Sessions as Twisted expects them (issue 10)
+# -------------------------------------------
+
+LONE_SURROGATES = ["x\ud800y", "x\udc00y", "\udc00\ud800"]
+
+
+class _Holder(Protocol):
+    """
+    Echoes every message; C{pause} pauses its transport, C{resume} is for the test.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(data)
+        if data == b"pause":
+            self.factory.paused.append(self)  # type: ignore[attr-defined]
+            self.transport.pauseProducing()
+
+
+class _HolderFactory(Factory):
+    protocol = _Holder
+
+    def __init__(self) -> None:
+        self.paused: list[_Holder] = []
+
+
+class SessionTextTests(_ProtocolTestCase):
+    def sendSurrogates(self, url: str, jsonp: bool = False) -> None:
+        payload = json.dumps(LONE_SURROGATES)
+        self.assertTrue(payload.isascii())
+        if jsonp:
+            r = self.client.post(
+                url + "/jsonp_send", b"d=" + quote(payload).encode(), headers=FORM
+            )
+            self.assertEqual((r.status, r.body), (200, b"ok"))
+        else:
+            r = self.client.post(url + "/xhr_send", payload.encode("ascii"))
+            self.assertEqual((r.status, r.body), (204, b""))
+        self.client.advance()
+
+    def assertEchoed(self, frame: str) -> None:
+        self.assertTrue(frame.startswith("a"), frame)
+        self.assertTrue(frame.isascii(), frame)
+        self.assertEqual(json.loads(frame[1:]), LONE_SURROGATES)
+
+    def test_loneSurrogatesEveryTransport(self) -> None:
+        """x\\ud800y, x\\udc00y and \\udc00\\ud800 echo exactly over every transport."""
+        ws = self.client.websocket(self.sessionURL() + "/websocket")
+        self.assertEqual(ws.receive(), ["o"])
+        ws.sendText(json.dumps(LONE_SURROGATES))
+        self.client.advance()
+        [frame] = ws.receive()
+        self.assertEchoed(frame)
+        ws.sendText(json.dumps(LONE_SURROGATES[0]))
+        self.client.advance()
+        self.assertEqual(ws.frames(), [[LONE_SURROGATES[0]]])
+        ws.sendClose()
+
+        url = self.sessionURL()
+        self.openSession(url)
+        self.sendSurrogates(url)
+        r = self.client.post(url + "/xhr")
+        self.assertEchoed(r.body.decode("ascii").rstrip("\n"))
+
+        url = self.sessionURL()
+        r = self.client.post(url + "/xhr_streaming")
+        self.assertEqual(r.read(), PRELUDE + b"o\n")
+        self.sendSurrogates(url)
+        self.assertEchoed(r.read().decode("ascii").rstrip("\n"))
+
+        url = self.sessionURL()
+        r = self.client.get(url + "/eventsource")
+        self.assertEqual(r.read(), b"\r\ndata: o\r\n\r\n")
+        self.sendSurrogates(url)
+        body = r.read().decode("ascii")
+        self.assertTrue(body.startswith("data: ") and body.endswith("\r\n\r\n"), body)
+        self.assertEchoed(body[len("data: ") : -4])
+
+        url = self.sessionURL()
+        r = self.client.get(url + "/htmlfile?c=cb")
+        r.read()
+        self.sendSurrogates(url)
+        body = r.read().decode("ascii")
+        literal = body[len("<script>\np(") : -len(");\n</script>\r\n")]
+        self.assertEchoed(json.loads(literal))
+
+        url = self.sessionURL()
+        self.assertEqual(self.client.get(url + "/jsonp?c=cb").body, b'/**/cb("o");\r\n')
+        self.sendSurrogates(url, jsonp=True)
+        body = self.client.get(url + "/jsonp?c=cb").body.decode("ascii")
+        self.assertEchoed(json.loads(body[len("/**/cb(") : -len(");\r\n")]))
+        self.assertAllSessionsGone()
+
+    def test_hundredThousandMessagesEchoed(self) -> None:
+        """One xhr_send of 100,000 small messages (800 kB, under max_body_size) is echoed whole and in order."""
+        messages = [f"{i:05d}" for i in range(100000)]
+        body = json.dumps(messages, separators=(",", ":")).encode("ascii")
+        self.assertLess(len(body), 1024 * 1024)
+        url = self.sessionURL()
+        self.openSession(url)
+        r = self.client.post(url + "/xhr_send", body)
+        self.assertEqual(r.status, 204)
+        self.client.advance()
+        r = self.client.post(url + "/xhr")
+        self.assertEqual(r.body[:1], b"a")
+        self.assertEqual(json.loads(r.body[1:]), messages)
+        self.assertAllSessionsGone()
+
+
+class IncomingFlowControlTests(_ProtocolTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.factory = _HolderFactory()
+        self.client, self.resource = sockjsClient(self.factory, "/hold", max_body_size=1000)
+        self.clock = self.client.clock
+        self.root = self.client.site.resource
+
+    def beginSend(self, url: str, body: bytes, form: bool = False) -> Connection:
+        """
+        POST C{body} on a new connection whose answer may wait.
+        """
+        connection = self.client.connect()
+        contentType = "Content-Type: application/x-www-form-urlencoded\r\n" if form else ""
+        head = (
+            f"POST {url} HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n{contentType}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        connection._expectNoBody.append(False)
+        connection.send(head.encode("ascii") + body)
+        return connection
+
+    def test_xhrSendWaits(self) -> None:
+        """While the protocol is paused, the answer to xhr_send waits; on resume the rest is delivered in order and 204 comes."""
+        url = "/hold/000/s"
+        self.openSession(url)
+        first = self.beginSend(url + "/xhr_send", b'["a","pause","b"]')
+        self.assertEqual(self.pollResponse(first), None)
+        second = self.beginSend(url + "/xhr_send", b'["c"]')
+        self.assertEqual(self.pollResponse(second), None)
+        [protocol] = self.factory.paused
+        protocol.transport.resumeProducing()
+        self.client.advance()
+        for connection in (first, second):
+            r = self.pollResponse(connection)
+            assert r is not None
+            self.assertEqual((r.status, r.body), (204, b""))
+        r = self.client.post(url + "/xhr")
+        self.assertEqual(json.loads(r.body[1:]), ["a", "pause", "b", "c"])
+        self.assertAllSessionsGone()
+
+    def test_jsonpSendWaits(self) -> None:
+        """While the protocol is paused, the answer to jsonp_send waits; on resume it is 'ok'."""
+        url = "/hold/000/s"
+        self.openSession(url)
+        connection = self.beginSend(
+            url + "/jsonp_send", b"d=%5B%22pause%22%2C%22x%22%5D", form=True
+        )
+        self.assertEqual(self.pollResponse(connection), None)
+        self.factory.paused[0].transport.resumeProducing()
+        self.client.advance()
+        r = self.pollResponse(connection)
+        assert r is not None
+        self.assertEqual((r.status, r.body), (200, b"ok"))
+        r = self.client.post(url + "/xhr")
+        self.assertEqual(json.loads(r.body[1:]), ["pause", "x"])
+        self.assertAllSessionsGone()
+
+    def test_waitingBoundedByMaxBodySize(self) -> None:
+        """A client that does not wait for its sends' answers gets 503 once what waits would pass max_body_size."""
+        url = "/hold/000/s"
+        self.openSession(url)
+        self.beginSend(url + "/xhr_send", b'["pause","' + b"x" * 500 + b'"]')
+        r = self.client.post(url + "/xhr_send", b'["' + b"y" * 600 + b'"]')
+        self.assertEqual((r.status, r.body), (503, b"Another send is waiting."))
+        self.factory.paused[0].transport.resumeProducing()
+        self.client.advance()
+        r = self.client.post(url + "/xhr")
+        self.assertEqual(json.loads(r.body[1:]), ["pause", "x" * 500])
+        self.assertAllSessionsGone()
+
+    def test_websocketStopsReading(self) -> None:
+        """While the protocol is paused, its websocket's socket is not read; on resume reading restarts and messages come in order."""
+        ws = self.client.websocket("/hold/000/s/websocket")
+        self.assertEqual(ws.receive(), ["o"])
+        transport = ws.connection.transport
+        ws.sendText('["a","pause","b"]')
+        self.assertEqual(transport.producerState, "paused")
+        ws.sendText('["c"]')
+        self.client.advance()
+        self.assertEqual(ws.frames(), [["a", "pause"]])
+        self.factory.paused[0].transport.resumeProducing()
+        self.assertEqual(transport.producerState, "paused")
+        self.client.advance()
+        self.assertEqual(transport.producerState, "producing")
+        self.assertEqual(ws.frames(), [["b", "c"]])
+        ws.sendClose()
+        self.assertAllSessionsGone()
+
+
+class _Ender(Protocol):
+    """
+    C{abort}: write, then abortConnection; C{raise}: write, then raise.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        self.transport.write(b"dropped")
+        if data == b"abort":
+            self.transport.abortConnection()
+        elif data == b"raise":
+            raise ValueError("the protocol's bug")
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.reasons.append(reason)  # type: ignore[attr-defined]
+
+
+class _EnderFactory(Factory):
+    protocol = _Ender
+
+    def __init__(self) -> None:
+        self.reasons: list[Failure] = []
+
+
+class AbortTests(_ProtocolTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.factory = _EnderFactory()
+        self.client, self.resource = sockjsClient(self.factory, "/end")
+        self.clock = self.client.clock
+        self.root = self.client.site.resource
+
+    def test_websocketAbort(self) -> None:
+        """abortConnection on a websocket drops what was written, sends the close frame and a websocket close, and gives ConnectionAborted at once."""
+        ws = self.client.websocket("/end/000/s/websocket")
+        self.assertEqual(ws.receive(), ["o"])
+        ws.sendText('["abort"]')
+        [reason] = self.factory.reasons
+        reason.trap(ConnectionAborted)
+        self.client.advance()
+        self.assertEqual(ws.receive(), [GO_AWAY.decode()])
+        self.assertEqual(ws.closeCode, 3000)
+        ws.sendClose()
+        self.assertAllSessionsGone()
+
+    def test_xhrAbort(self) -> None:
+        """abortConnection on an HTTP session drops what was written; the next poll gets the close frame."""
+        self.openSession("/end/000/s")
+        self.assertEqual(self.client.post("/end/000/s/xhr_send", b'["abort"]').status, 204)
+        self.factory.reasons[0].trap(ConnectionAborted)
+        self.client.advance()
+        self.assertEqual(self.client.post("/end/000/s/xhr").body, GO_AWAY + b"\n")
+        self.assertAllSessionsGone()
+
+    def test_exceptionIsTheReason(self) -> None:
+        """An exception in dataReceived closes a websocket session with 1011 and is what connectionLost gets."""
+        ws = self.client.websocket("/end/000/s/websocket")
+        self.assertEqual(ws.receive(), ["o"])
+        ws.sendText('["raise"]')
+        [reason] = self.factory.reasons
+        reason.trap(ValueError)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.client.advance()
+        self.assertEqual(ws.receive(), ['c[1011,"Internal error"]'])
+        self.assertEqual(ws.closeCode, 1011)
+        ws.sendClose()
+        self.assertAllSessionsGone()

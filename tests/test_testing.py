@@ -15,6 +15,8 @@ from twisted.internet.error import ConnectError, ConnectionAborted, ConnectionDo
 from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactor, StringTransport
+from twisted.protocols import portforward
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.reporter import TestResult
@@ -180,10 +182,10 @@ class ProtocolHarnessTests(SynchronousTestCase):
         """Messages sent reach dataReceived one by one; what the protocol writes is received."""
         harness = self.harness()
         client = harness.connect()
-        client.send("hello", "w\u00f6rld \u2028", "", '"quoted" \\ <script>')
+        client.send(b"hello", "w\u00f6rld \u2028".encode(), b"", b'"quoted" \\ <script>')
         client.flush()
         self.assertEqual(
-            client.received, ["hello", "w\u00f6rld \u2028", "", '"quoted" \\ <script>']
+            client.received, [b"hello", "w\u00f6rld \u2028".encode(), b"", b'"quoted" \\ <script>']
         )
         client.disconnect()
         self.assertNoDelayedCalls(harness)
@@ -192,7 +194,7 @@ class ProtocolHarnessTests(SynchronousTestCase):
         """Writes go out when the reactor turn ends, all of that turn's in one frame."""
         harness = self.harness()
         client = harness.connect()
-        client.send("a", "b")
+        client.send(b"a", b"b")
         self.assertEqual(client.received, [])
         self.assertEqual(client.frames, ["o"])
         client.flush()
@@ -205,20 +207,21 @@ class ProtocolHarnessTests(SynchronousTestCase):
         client = harness.connect()
         self.assertIsInstance(client.protocol, Greeter)
         harness.flush()
-        self.assertEqual(client.received, ["welcome", "to SockJS"])
+        self.assertEqual(client.received, [b"welcome", b"to SockJS"])
         client.disconnect()
 
-    def test_theSessionIsTheTransport(self) -> None:
-        """The session is the protocol's transport and reports the connection's details."""
+    def test_theTransport(self) -> None:
+        """The protocol's transport is the client's, and reports the connection's details."""
         harness = self.harness(prefix="/app")
         peer = IPv4Address("TCP", "10.1.2.3", 5555)
         client = harness.connect(headers={"User-Agent": "tests", "origin": "http://a"}, peer=peer)
         protocol = client.protocol
         assert protocol is not None
         transport = protocol.transport
-        self.assertIs(transport, client.session)
+        self.assertIs(transport, client.transport)
+        self.assertIs(transport.protocol, protocol)
         self.assertEqual(transport.sessionId, client.sessionId)
-        self.assertEqual(transport.protocol, "websocket")
+        self.assertEqual(transport.transportName, "websocket")
         self.assertEqual(transport.prefix, "/app")
         self.assertEqual(transport.pathname, f"/app/000/{client.sessionId}/websocket")
         self.assertEqual(transport.headers, {"user-agent": "tests", "origin": "http://a"})
@@ -235,7 +238,7 @@ class ProtocolHarnessTests(SynchronousTestCase):
         protocol.transport.write(b"last")
         protocol.transport.loseConnection()
         self.assertEqual(client.closed, (3000, "Go away!"))
-        self.assertEqual(client.received, ["last"])
+        self.assertEqual(client.received, [b"last"])
         self.assertEqual(client.frames, ["o", 'a["last"]', 'c[3000,"Go away!"]'])
         self.assertEqual(len(protocol.reasons), 1)
         protocol.reasons[0].trap(ConnectionDone)
@@ -245,7 +248,7 @@ class ProtocolHarnessTests(SynchronousTestCase):
         """transport.close(code, reason) reaches the client as that close frame."""
         harness = self.harness(Factory.forProtocol(Closer))
         client = harness.connect()
-        client.send("enough \u00e9")
+        client.send("enough \u00e9".encode())
         self.assertEqual(client.closed, (4000, "enough \u00e9"))
         self.assertEqual(client.frames[-1], 'c[4000,"enough \u00e9"]')
         self.assertNoDelayedCalls(harness)
@@ -270,7 +273,7 @@ class ProtocolHarnessTests(SynchronousTestCase):
         client = harness.connect()
         client.disconnect()
         client.disconnect()
-        client.send("too late")
+        client.send(b"too late")
         protocol = factory.protocols[0]
         self.assertEqual((protocol.messages, len(protocol.reasons)), ([], 1))
         protocol.reasons[0].trap(ConnectionDone)
@@ -292,14 +295,15 @@ class ProtocolHarnessTests(SynchronousTestCase):
         clients = [harness.connect() for _ in range(3)]
         self.assertEqual(len({c.sessionId for c in clients}), 3)
         self.assertEqual(harness.clients, clients)
-        clients[1].send("to all")
+        clients[1].send(b"to all")
         harness.flush()
-        self.assertEqual([c.received for c in clients], [["to all"]] * 3)
+        self.assertEqual([c.received for c in clients], [[b"to all"]] * 3)
         clients[0].disconnect()
-        clients[2].send("fewer")
+        clients[2].send(b"fewer")
         harness.flush()
         self.assertEqual(
-            [c.received for c in clients], [["to all"], ["to all", "fewer"], ["to all", "fewer"]]
+            [c.received for c in clients],
+            [[b"to all"], [b"to all", b"fewer"], [b"to all", b"fewer"]],
         )
         for client in clients:
             client.disconnect()
@@ -309,10 +313,10 @@ class ProtocolHarnessTests(SynchronousTestCase):
         """The session's write takes UTF-8 bytes only, and says so at the call."""
         harness = self.harness()
         client = harness.connect()
-        session = client.session
-        assert session is not None
-        self.assertRaises(ValueError, session.write, b"\xff")
-        self.assertRaises(TypeError, session.write, "text")  # type: ignore[arg-type]
+        transport = client.transport
+        assert transport is not None
+        self.assertRaises(ValueError, transport.write, b"\xff")
+        self.assertRaises(TypeError, transport.write, "text")  # type: ignore[arg-type]
         client.flush()
         self.assertEqual(client.frames, ["o"])
         client.disconnect()
@@ -321,16 +325,20 @@ class ProtocolHarnessTests(SynchronousTestCase):
         """A protocol whose dataReceived raises has its session closed with 1011."""
         harness = self.harness(Factory.forProtocol(BadWriter))
         client = harness.connect()
-        client.send("x")
+        client.send(b"x")
         self.assertEqual(client.closed, (1011, "Internal error"))
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
         self.assertNoDelayedCalls(harness)
 
-    def test_sendTakesText(self) -> None:
-        """send() takes str that UTF-8 can carry."""
+    def test_sendTakesBytes(self) -> None:
+        """send() takes UTF-8 bytes, as dataReceived gets them; lone surrogates pass."""
         client = self.harness().connect()
-        self.assertRaises(TypeError, client.send, b"bytes")
-        self.assertRaises(ValueError, client.send, "\ud800")
+        self.assertRaises(TypeError, client.send, "text")
+        self.assertRaises(ValueError, client.send, b"\xff")
+        client.send("x\ud800y".encode("utf-8", "surrogatepass"))
+        client.flush()
+        self.assertEqual(client.received, ["x\ud800y".encode("utf-8", "surrogatepass")])
+        self.assertEqual(client.frames[-1], 'a["x\\ud800y"]')
         client.disconnect()
 
     def test_refused(self) -> None:
@@ -356,11 +364,11 @@ class ProtocolHarnessTests(SynchronousTestCase):
         harness = self.harness()
         client = harness.connect()
         client.pause()
-        client.send("a")
+        client.send(b"a")
         harness.clock.advance(60)
         self.assertEqual(client.frames, ["o"])
         client.resume()
-        self.assertEqual(client.received, ["a"])
+        self.assertEqual(client.received, [b"a"])
         client.disconnect()
         self.assertNoDelayedCalls(harness)
 
@@ -742,3 +750,121 @@ class SockJSClientTests(SynchronousTestCase):
             "http://h/\u00e9",
         ]:
             self.assertRaises(ValueError, SockJSClient, Clock(), bad)
+
+
+class _MemoryProxyFactory(portforward.ProxyFactory):
+    """
+    twisted.protocols.portforward, connecting out through a memory reactor.
+    """
+
+    def __init__(self, reactor: MemoryReactor) -> None:
+        super().__init__("127.0.0.1", 6379)
+        self.reactor = reactor
+
+    def buildProtocol(self, addr: Any) -> portforward.ProxyServer:
+        protocol = super().buildProtocol(addr)
+        assert protocol is not None
+        protocol.reactor = self.reactor  # type: ignore[assignment]
+        return protocol
+
+
+class HarnessTransportTests(SynchronousTestCase):
+    """
+    The harness's sessions behave as Twisted transports and as HTTP sessions.
+    """
+
+    def test_portforward(self) -> None:
+        """portforward.ProxyFactory runs unchanged: reading waits for the outgoing connection, data flows both ways with flow control, and a close on either side closes the other."""
+        reactor = MemoryReactor()
+        harness = ProtocolHarness(_MemoryProxyFactory(reactor))
+        client = harness.connect()
+        client.send(b"early")
+        self.assertEqual(client.sendsWaiting, 1)
+        [(host, port, clientFactory, _, _)] = reactor.tcpClients
+        self.assertEqual((host, port), ("127.0.0.1", 6379))
+        upstream = clientFactory.buildProtocol(None)
+        wire = StringTransport()
+        upstream.makeConnection(wire)
+        harness.flush()
+        self.assertEqual((wire.value(), client.sendsWaiting), (b"early", 0))
+        upstream.dataReceived(b"reply \xc3")
+        upstream.dataReceived(b"\xa9")
+        client.flush()
+        self.assertEqual(client.received, [b"reply ", b"\xc3\xa9"])
+        # The browser stops reading: the upstream socket is paused until it reads again.
+        client.pause()
+        upstream.dataReceived(b"x" * (harness.sessions.highWater + 1))
+        client.flush()
+        self.assertEqual(wire.producerState, "paused")
+        client.resume()
+        self.assertEqual(wire.producerState, "producing")
+        # The upstream socket is full: the browser's messages wait.
+        wire.producer.pauseProducing()
+        client.send(b"held")
+        self.assertEqual((wire.value(), client.sendsWaiting), (b"early", 1))
+        wire.producer.resumeProducing()
+        harness.flush()
+        self.assertEqual((wire.value(), client.sendsWaiting), (b"earlyheld", 0))
+        upstream.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(client.closed, (3000, "Go away!"))
+        self.assertEqual(harness.clock.getDelayedCalls(), [])
+
+    def test_httpSessionOutlivesItsReceiver(self) -> None:
+        """An xhr-streaming client's session waits disconnect_delay for reconnect(), which gets what was queued meanwhile."""
+        factory = RecordingFactory()
+        harness = ProtocolHarness(factory, disconnect_delay=5)
+        client = harness.connect(transport="xhr-streaming")
+        protocol = factory.protocols[0]
+        self.assertEqual(protocol.transport.transportName, "xhr-streaming")
+        client.disconnect()
+        protocol.transport.write(b"while away")
+        harness.clock.advance(4.9)
+        self.assertEqual((protocol.reasons, client.received), ([], []))
+        client.reconnect()
+        self.assertEqual(client.received, [b"while away"])
+        client.send(b"back")
+        self.assertEqual(protocol.messages, [b"back"])
+        client.disconnect()
+        harness.clock.advance(5)
+        self.assertEqual(len(protocol.reasons), 1)
+        protocol.reasons[0].trap(ConnectionLost)
+        self.assertTrue(client.expired)
+        self.assertRaises(RuntimeError, client.reconnect)
+        self.assertEqual(harness.clock.getDelayedCalls(), [])
+
+    def test_polling(self) -> None:
+        """An xhr-polling client's receiving request ends after each frame; reconnect() is its next poll."""
+        harness = ProtocolHarness(Factory.forProtocol(Echo))
+        client = harness.connect(transport="xhr-polling")
+        self.assertEqual((client.frames, client.receiving), (["o"], False))
+        client.send(b"a")
+        client.send(b"b")
+        client.flush()
+        self.assertEqual(client.received, [])
+        client.reconnect()
+        self.assertEqual((client.frames[-1], client.receiving), ('a["a","b"]', False))
+        client.reconnect()
+        self.assertTrue(client.receiving)
+        harness.clock.advance(25)
+        self.assertEqual((client.frames[-1], client.receiving), ("h", False))
+        harness.clock.advance(5)
+        self.assertTrue(client.expired)
+        self.assertEqual(harness.clock.getDelayedCalls(), [])
+
+    def test_httpInterrupted(self) -> None:
+        """An HTTP client whose receiving request is aborted closes the session with 1002 and ConnectionLost."""
+        factory = RecordingFactory()
+        harness = ProtocolHarness(factory)
+        client = harness.connect(transport="xhr-streaming")
+        client.disconnect(aborted=True)
+        factory.protocols[0].reasons[0].trap(ConnectionLost)
+        client.reconnect()
+        self.assertEqual(client.closed, (1002, "Connection interrupted"))
+        harness.clock.advance(5)
+        self.assertEqual(harness.clock.getDelayedCalls(), [])
+
+    def test_unknownTransport(self) -> None:
+        """connect() takes websocket, xhr-streaming or xhr-polling only."""
+        self.assertRaises(
+            ValueError, ProtocolHarness(Factory.forProtocol(Echo)).connect, transport="jsonp"
+        )

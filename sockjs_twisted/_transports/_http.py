@@ -20,7 +20,7 @@ from zope.interface import implementer
 
 from .._framing import messageFrame
 from .._options import SockJSOptions
-from .._registry import SessionFactory
+from .._registry import SessionRegistry
 from .._session import EXPOSED_HEADERS as _EXPOSED
 from .._session import ConnectionInfo, Session
 from ..interfaces import ISessionSink
@@ -223,7 +223,7 @@ class TransportResource(Resource):
     methods: ClassVar[dict[bytes, str]] = {}
     allowed: ClassVar[bytes] = b""
 
-    def __init__(self, registry: SessionFactory) -> None:
+    def __init__(self, registry: SessionRegistry) -> None:
         super().__init__()
         self.registry = registry
         self.options = registry.options

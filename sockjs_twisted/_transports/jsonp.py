@@ -70,15 +70,16 @@ class JSONPSend(TransportResource):
     methods = {b"POST": "send_"}
     allowed = b"POST"
 
-    def send_(self, request: IRequest, sessionId: str) -> bytes:
+    def send_(self, request: IRequest, sessionId: str) -> object:
         setNoCache(request)
         setCORS(request, self.options)
         payload = request.content.read()
         contentType = (request.getHeader(b"content-type") or b"").split(b";")[0].strip()
         if contentType.lower() == b"application/x-www-form-urlencoded":
             payload = formField(payload, b"d")
-        error = receiveMessages(self, request, sessionId, payload)
-        if error is not None:
-            return error
-        request.setHeader(b"Content-Type", TEXT_PLAIN)
-        return b"ok"
+        return receiveMessages(self, request, sessionId, payload, _ok)
+
+
+def _ok(request: IRequest) -> bytes:
+    request.setHeader(b"Content-Type", TEXT_PLAIN)
+    return b"ok"

@@ -22,7 +22,7 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 
 from .._framing import BrokenFraming, decodeWebSocketPayload, messageFrame
-from .._registry import SessionFactory
+from .._registry import SessionRegistry
 from .._session import ConnectionInfo, Session
 from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
@@ -69,6 +69,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
     _session: Optional[Session] = None
     _info: Optional[ConnectionInfo] = None
     _closeTimer: Optional[IDelayedCall] = None
+    _readingPaused = False
 
     @property
     def protocolName(self) -> str:  # type: ignore[override]
@@ -129,7 +130,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             session.fail(INVALID_UTF8, "invalid UTF-8 in a text message")
             return
         if not self.factory.framed:
-            session.messagesReceived([payload])
+            self._deliver(session, [payload])
             return
         try:
             messages = decodeWebSocketPayload(text)
@@ -142,7 +143,23 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
             self.dropConnection(abort=False)
             session.fail(BROKEN_FRAMING, f"broken framing: {e}")
             return
-        session.messagesReceived(messages)
+        self._deliver(session, messages)
+
+    def _deliver(self, session: Session, messages: list[bytes]) -> None:
+        waiting = session.messagesReceived(messages)
+        if waiting is not None and not self._readingPaused:
+            # The protocol paused its transport: stop reading the socket until it
+            # resumes.  Messages already read wait in the session, in order.
+            self._readingPaused = True
+            transport: Any = self.transport
+            transport.pauseProducing()
+            waiting.addCallback(self._resumeReading)
+
+    def _resumeReading(self, ignored: object) -> None:
+        self._readingPaused = False
+        transport: Any = self.transport
+        if transport is not None and not transport.disconnecting:
+            transport.resumeProducing()
 
     def sendCloseFrame(
         self, code: Optional[int] = None, reasonUtf8: Optional[bytes] = None, isReply: bool = False
@@ -231,7 +248,7 @@ class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
 
     protocol = SockJSWebSocketProtocol  # type: ignore[assignment]
 
-    def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
+    def __init__(self, registry: SessionRegistry, framed: bool, reactor: IReactorTime) -> None:
         super().__init__(reactor=reactor)
         self.registry = registry
         self.clock = reactor
@@ -263,7 +280,7 @@ class WebSocketGate(Resource):
 
     isLeaf = True
 
-    def __init__(self, registry: SessionFactory, framed: bool, reactor: IReactorTime) -> None:
+    def __init__(self, registry: SessionRegistry, framed: bool, reactor: IReactorTime) -> None:
         super().__init__()
         self.options = registry.options
         self.registry = registry

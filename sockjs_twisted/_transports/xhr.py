@@ -5,7 +5,10 @@ every HTTP transport but JSONP sends.
 
 from __future__ import annotations
 
+from typing import Callable, cast
+
 from twisted.web.iweb import IRequest
+from twisted.web.server import NOT_DONE_YET, Request
 
 from .._framing import BrokenFraming, decodeHTTPPayload
 from .._session import OPEN
@@ -69,31 +72,55 @@ class XHRStreaming(_XHRReceiver):
 
 
 def receiveMessages(
-    resource: TransportResource, request: IRequest, sessionId: str, payload: bytes
-) -> bytes | None:
+    resource: TransportResource,
+    request: IRequest,
+    sessionId: str,
+    payload: bytes,
+    answer: Callable[[IRequest], bytes],
+) -> bytes | object:
     """
-    Hand the messages in C{payload} to their session.
+    Hand the messages in C{payload} to their session, and answer with C{answer} once
+    they are delivered.  While the protocol has paused reading, the answer waits
+    (C{NOT_DONE_YET}): a client keeps one send in flight, so it stops sending.
 
-    :return: An error answer, or C{None} when the messages were delivered.
+    :return: The answer, an error answer, or C{NOT_DONE_YET}.
     """
     session = resource.registry.getSession(sessionId)
     if session is None or session.readyState != OPEN:
         resource.registry.observer.unknownSession()
         return notFound(request)
-    if len(payload) > resource.options.max_body_size:
+    maxBody = resource.options.max_body_size
+    if len(payload) > maxBody:
         resource.registry.observer.refused("max_body_size")
         return text(request, 413, "Payload too large.")
     try:
         messages = decodeHTTPPayload(payload)
     except BrokenFraming as e:
         return text(request, 500, e.message)
+    if session.incomingBacklog and session.incomingBacklog + len(payload) > maxBody:
+        # A client that does not wait for its sends' answers: what waits stays within
+        # max_body_size.
+        return text(request, 503, "Another send is waiting.")
     registry = resource.registry
     registry.beginBatch()
     try:
-        session.messagesReceived(messages)
+        waiting = session.messagesReceived(messages)
     finally:
         registry.endBatch()
-    return None
+    if waiting is None:
+        return answer(request)
+    # The answer waits: twisted.web's Request tells when its connection is gone.
+    webRequest = cast(Request, request)
+    gone: list[object] = []
+    webRequest.notifyFinish().addErrback(gone.append)
+
+    def delivered(ignored: object) -> None:
+        if not gone:
+            webRequest.write(answer(webRequest))
+            webRequest.finish()
+
+    waiting.addCallback(delivered)
+    return NOT_DONE_YET
 
 
 class XHRSend(TransportResource):
@@ -104,13 +131,14 @@ class XHRSend(TransportResource):
     methods = {b"POST": "send_", b"OPTIONS": "options_"}
     allowed = b"OPTIONS, POST"
 
-    def send_(self, request: IRequest, sessionId: str) -> bytes:
+    def send_(self, request: IRequest, sessionId: str) -> object:
         setNoCache(request)
         setCORS(request, self.options)
         payload = request.content.read()
-        error = receiveMessages(self, request, sessionId, payload)
-        if error is not None:
-            return error
-        request.setResponseCode(204)
-        request.setHeader(b"Content-Type", TEXT_PLAIN)
-        return b""
+        return receiveMessages(self, request, sessionId, payload, _noContent)
+
+
+def _noContent(request: IRequest) -> bytes:
+    request.setResponseCode(204)
+    request.setHeader(b"Content-Type", TEXT_PLAIN)
+    return b""
