@@ -128,7 +128,12 @@ class ScrapeTests(SynchronousTestCase):
             max_body_size=100,
         )
         self.flood = SockJSResource(
-            Factory.forProtocol(Flood), reactor=self.clock, prefix="/flood", max_queue_size=200_000
+            Factory.forProtocol(Flood),
+            reactor=self.clock,
+            prefix="/flood",
+            max_queue_size=200_000,
+            # The echo of a whole body must fit in the queue.
+            max_body_size=100_000,
         )
         for name, endpoint in [
             (b"echo", self.echo),
@@ -402,6 +407,26 @@ class ObserverTests(SynchronousTestCase):
         endpoint = SockJSResource(EchoFactory(), reactor=MemoryReactorClock())
         self.assertIs(endpoint.sessions.observer, NULL_OBSERVER)
         self.assertIs(SockJSSite(Resource(), reactor=MemoryReactorClock()).observer, NULL_OBSERVER)
+
+    def test_joinedMessagesCounted(self) -> None:
+        """Messages a session joined in its queue are counted one by one, their commas not as bytes."""
+        from ._fakes import RecordingSink, info
+
+        metrics = SockJSMetrics()
+        clock = MemoryReactorClock()
+        endpoint = SockJSResource(EchoFactory(), reactor=clock, prefix="/echo")
+        metrics.watch(endpoint)
+        sink = RecordingSink()
+        session = endpoint.sessions.openSession("s", sink, info())
+        assert session is not None
+        sink.pause()
+        for i in range(1000):
+            session.transport.write(b"%03d" % (i % 1000))
+        sink.resume()
+        self.assertLess(len(sink.messages[-1]), 1000)
+        samples = scrapeRegistry(metrics.registry)
+        self.assertEqual(value(samples, "sockjs_messages_sent_total", prefix="/echo"), 1000)
+        self.assertEqual(value(samples, "sockjs_sent_bytes_total", prefix="/echo"), 5000)
 
     def test_rootPrefixLabel(self) -> None:
         """An endpoint at the root is labelled prefix='/'."""
