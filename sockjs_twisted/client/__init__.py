@@ -1,0 +1,30 @@
+"""
+A SockJS client for Twisted: runs an ordinary protocol factory over SockJS, the mirror of
+the server side, against any SockJS server (sockjs-node, Spring, sockjs-go, ours).
+
+It speaks the websocket, xhr-streaming and xhr-polling transports, falling back from one
+to the next as sockjs-client does, over http and https (ws and wss)::
+
+    from sockjs_twisted.client import connectSockJS
+
+    protocol = await connectSockJS(reactor, "http://127.0.0.1:8081/echo", factory)
+    protocol.transport.write(b"hello")
+"""
+
+from ._connect import TRANSPORTS, SockJSClient, connectSockJS
+from ._frames import FrameError, decodeFrame
+from ._transport import CLOSED, CLOSING, CONNECTING, OPEN, SessionRefused, SockJSClientTransport
+
+__all__ = [
+    "CLOSED",
+    "CLOSING",
+    "CONNECTING",
+    "OPEN",
+    "TRANSPORTS",
+    "FrameError",
+    "SessionRefused",
+    "SockJSClient",
+    "SockJSClientTransport",
+    "connectSockJS",
+    "decodeFrame",
+]
