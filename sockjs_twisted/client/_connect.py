@@ -132,9 +132,7 @@ class _Connector:
         url = f"{self.base}/info".encode("ascii")
 
         def gotResponse(response: IResponse) -> Deferred[dict[str, Any]]:
-            d = readBody(response)
-            d.addCallback(parse, response.code)
-            return d
+            return readBody(response).addCallback(parse, response.code)
 
         def parse(body: bytes, code: int) -> dict[str, Any]:
             if code != 200:
@@ -147,9 +145,7 @@ class _Connector:
                 raise ConnectError(string=f"GET {url.decode('ascii')}: not a JSON object")
             return info
 
-        d = self.agent.request(b"GET", url)
-        d.addCallback(gotResponse)
-        return d
+        return self.agent.request(b"GET", url).addCallback(gotResponse)
 
     def attempt(
         self, transportName: str, buildProtocol: Any, info: Optional[dict[str, Any]]
@@ -261,7 +257,7 @@ class _Connection:
 
     def _opened(self, protocol: IProtocol) -> None:
         self._step = None
-        transport: Any = protocol.transport
+        transport: Any = protocol.transport  # type: ignore[attr-defined]
         transport._onLost = self._factory.doStop
         self.result.callback(protocol)
 
@@ -285,7 +281,8 @@ class _Connection:
         self._factory.doStop()
         if not reason.check(ConnectError, CancelledError):
             reason = Failure(ConnectError(string=reason.getErrorMessage()))
-        self.result.errback(reason)
+        closing = self._connector.closeCachedConnections()
+        closing.addBoth(lambda _: self.result.errback(reason))
 
 
 def connectSockJS(

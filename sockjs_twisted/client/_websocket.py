@@ -124,7 +124,7 @@ class WebSocketLink:
         self._connecting = None
         self._websocket = websocket
         if self._readPaused:
-            websocket.transport.pauseProducing()
+            self._tcp().pauseProducing()
 
     def _connectFailed(self, reason: Failure) -> None:
         self._connecting = None
@@ -132,7 +132,7 @@ class WebSocketLink:
 
     def opened(self, websocket: _WebSocketClientProtocol) -> None:
         self._websocket = websocket
-        websocket.transport.registerProducer(_SendFlow(self.transport), True)
+        self._tcp().registerProducer(_SendFlow(self.transport), True)
         if self._closing:
             websocket.sendClose(1000)
 
@@ -164,12 +164,21 @@ class WebSocketLink:
         elif self._websocket is not None:
             self._websocket.dropConnection(abort=True)
 
+    def _tcp(self) -> Any:
+        """
+        The connection under the websocket (a TCP or TLS transport: a consumer and a
+        producer).
+        """
+        return self._websocket.transport if self._websocket is not None else None
+
     def pauseReading(self) -> None:
         self._readPaused = True
-        if self._websocket is not None and self._websocket.transport is not None:
-            self._websocket.transport.pauseProducing()
+        tcp = self._tcp()
+        if tcp is not None:
+            tcp.pauseProducing()
 
     def resumeReading(self) -> None:
         self._readPaused = False
-        if self._websocket is not None and self._websocket.transport is not None:
-            self._websocket.transport.resumeProducing()
+        tcp = self._tcp()
+        if tcp is not None:
+            tcp.resumeProducing()
