@@ -180,7 +180,7 @@ class _ProtocolTestCase(SynchronousTestCase):
                 url,
                 headers={"Access-Control-Request-Method": allowedMethods, "Origin": origin},
             )
-            self.assertIn(r.status, (200, 204))
+            self.assertEqual(r.status, 204)
             self.verifyCacheForever(r)
             self.assertGreater(int(r.headers["access-control-max-age"]), 1000000)
             for method in allowedMethods.split(","):
@@ -397,7 +397,7 @@ class InfoTests(_ProtocolTestCase):
             "/echo/info",
             headers={"Origin": "null", "Access-Control-Request-Method": "POST"},
         )
-        self.assertIn(r.status, (200, 204))
+        self.assertEqual(r.status, 204)
         self.assertEqual(r.body, b"")
         self.assertEqual(r.headers.get("access-control-allow-origin"), "null")
 
@@ -690,11 +690,10 @@ class WebsocketTests(_ProtocolTestCase):
         self.assertEqual(ws.receive(), ["o"])
         ws.sendText('["a')
         self.client.advance()
-        for frame in ws.frames():
-            self.assertIsInstance(frame, tuple)
-        if not ws.connection.closed:
-            self.assertIsNotNone(ws.closeCode)
-            ws.sendClose()
+        # Terminated abruptly, as the suite wants: no frame of any kind, no close frame,
+        # the connection closed.
+        self.assertEqual(ws.frames(), [])
+        self.assertIsNone(ws.closeCode)
         self.assertTrue(ws.connection.closed)
         self.assertAllSessionsGone()
 
@@ -785,7 +784,7 @@ class XhrPollingTests(_ProtocolTestCase):
             self.sessionURL() + "/xhr",
             headers={**base, "Access-Control-Request-Headers": "a, b, c"},
         )
-        self.assertIn(r.status, (200, 204))
+        self.assertEqual(r.status, 204)
         self.verifyCORS(r, "test")
         self.assertEqual(r.headers.get("access-control-allow-headers"), "a, b, c")
         r = self.client.request(
@@ -793,11 +792,11 @@ class XhrPollingTests(_ProtocolTestCase):
             self.sessionURL() + "/xhr",
             headers={**base, "Access-Control-Request-Headers": ""},
         )
-        self.assertIn(r.status, (200, 204))
+        self.assertEqual(r.status, 204)
         self.verifyCORS(r, "test")
         self.assertFalse(r.headers.get("access-control-allow-headers"))
         r = self.client.request("OPTIONS", self.sessionURL() + "/xhr", headers=base)
-        self.assertIn(r.status, (200, 204))
+        self.assertEqual(r.status, 204)
         self.verifyCORS(r, "test")
         self.assertFalse(r.headers.get("access-control-allow-headers"))
         self.assertAllSessionsGone()
@@ -1223,7 +1222,7 @@ class HandlingCloseTests(_ProtocolTestCase):
         self.assertAllSessionsGone()
 
     def test_abort_xhr_streaming(self) -> None:
-        """After the client aborts the streaming request, the next one gets 'o' (new session) or c[1002,"Connection interrupted"]."""
+        """After the client aborts the streaming request, the next one gets c[1002,"Connection interrupted"]."""
         url = self.sessionURL()
         c1 = self.client.connect()
         r1 = c1.request("POST", url + "/xhr_streaming")
@@ -1234,11 +1233,12 @@ class HandlingCloseTests(_ProtocolTestCase):
         c1.close()
         self.client.advance()
         r3 = self.client.post(url + "/xhr_streaming")
-        self.assertIn(r3.read(), [PRELUDE + b"o\n", PRELUDE + INTERRUPTED + b"\n"])
+        self.assertEqual(r3.read(), PRELUDE + INTERRUPTED + b"\n")
+        self.assertTrue(r3.complete)
         self.assertAllSessionsGone()
 
     def test_abort_xhr_polling(self) -> None:
-        """After the client aborts a waiting poll, the next poll gets 'o' (new session) or c[1002,"Connection interrupted"]."""
+        """After the client aborts a waiting poll, the next poll gets c[1002,"Connection interrupted"]."""
         url = self.sessionURL()
         self.openSession(url)
         c1 = self.beginPoll(url + "/xhr")
@@ -1248,7 +1248,7 @@ class HandlingCloseTests(_ProtocolTestCase):
         c1.close()
         self.client.advance()
         r3 = self.client.post(url + "/xhr")
-        self.assertIn(r3.body, [b"o\n", INTERRUPTED + b"\n"])
+        self.assertEqual(r3.body, INTERRUPTED + b"\n")
         self.assertAllSessionsGone()
 
 
@@ -1258,28 +1258,14 @@ class HandlingCloseTests(_ProtocolTestCase):
 
 class Http10Tests(_ProtocolTestCase):
     def test_synchronous(self) -> None:
-        """An HTTP/1.0 greeting has no Transfer-Encoding, and is delimited by Content-Length 19 (then closed or kept alive) or by closing."""
+        """An HTTP/1.0 greeting (even asking for keep-alive) answers HTTP/1.0 with Content-Length 19, no Transfer-Encoding, and closes."""
         connection = self.client.connect()
         r = connection.request("GET", "/echo", headers={"Connection": "Keep-Alive"}, version="1.0")
-        self.assertEqual(r.status, 200)
-        self.assertIn(r.version, ["1.0", "1.1"])
+        self.assertEqual((r.status, r.version), (200, "1.0"))
         self.assertFalse(r.headers.get("transfer-encoding"))
-        if not r.headers.get("content-length"):
-            self.assertEqual(r.headers.get("connection", "").lower(), "close")
-            self.assertEqual(r.body, WELCOME)
-            self.assertTrue(connection.closed)
-        else:
-            self.assertEqual(int(r.headers["content-length"]), 19)
-            self.assertEqual(r.body, WELCOME)
-            keepAlive = r.headers.get("connection", "").lower()
-            if keepAlive in ["close", ""]:
-                self.assertTrue(connection.closed)
-            else:
-                self.assertEqual(keepAlive, "keep-alive")
-                r = connection.request(
-                    "GET", "/echo", headers={"Connection": "Keep-Alive"}, version="1.0"
-                )
-                self.assertEqual(r.status, 200)
+        self.assertEqual(r.headers.get("content-length"), "19")
+        self.assertEqual(r.body, WELCOME)
+        self.assertTrue(connection.closed)
 
     def test_streaming(self) -> None:
         """An HTTP/1.0 xhr_streaming has neither Transfer-Encoding nor Content-Length, sends prelude, 'o' and the close frame, then closes."""
@@ -1300,16 +1286,13 @@ class Http10Tests(_ProtocolTestCase):
 
 class Http11Tests(_ProtocolTestCase):
     def test_synchronous(self) -> None:
-        """An HTTP/1.1 greeting keeps the connection alive, is delimited by Content-Length 19 or chunking, and a second request on it works."""
+        """An HTTP/1.1 greeting keeps the connection alive, is delimited by Content-Length 19, and a second request on it works."""
         connection = self.client.connect()
         r = connection.request("GET", "/echo", headers={"Connection": "Keep-Alive"})
-        self.assertEqual(r.version, "1.1")
-        self.assertIn(r.headers.get("connection", "").lower(), ["keep-alive", ""])
-        if r.headers.get("content-length"):
-            self.assertEqual(int(r.headers["content-length"]), 19)
-            self.assertFalse(r.headers.get("transfer-encoding"))
-        else:
-            self.assertEqual(r.headers.get("transfer-encoding", "").lower(), "chunked")
+        self.assertEqual((r.status, r.version), (200, "1.1"))
+        self.assertFalse(r.headers.get("connection"))
+        self.assertEqual(r.headers.get("content-length"), "19")
+        self.assertFalse(r.headers.get("transfer-encoding"))
         self.assertEqual(r.body, WELCOME)
         self.assertTrue(r.complete)
         self.assertFalse(connection.closed)
@@ -1345,35 +1328,23 @@ _UPGRADE = {
 
 
 class HardeningTests(_ProtocolTestCase):
-    def assertNormalOr4xx(self, r: Response, normal: int) -> None:
-        self.assertTrue(r.status == normal or 400 <= r.status < 500, r.status)
-
     def test_upgradeHeaderElsewhere(self) -> None:
-        """Upgrade: websocket on greeting, info, iframe, xhr or xhr_send gets that URL's normal answer or a 4xx, never a 5xx."""
+        """Upgrade: websocket on greeting, info, iframe, xhr or xhr_send is ignored: each URL gives its normal answer."""
         r = self.client.get("/echo", headers=_UPGRADE)
-        self.assertNormalOr4xx(r, 200)
-        if r.status == 200:
-            self.assertEqual(r.body, WELCOME)
+        self.assertEqual((r.status, r.body), (200, WELCOME))
         r = self.client.get("/echo/info", headers=_UPGRADE)
-        self.assertNormalOr4xx(r, 200)
-        if r.status == 200:
-            self.assertIn("entropy", json.loads(r.body))
+        self.assertEqual(r.status, 200)
+        self.assertIn("entropy", json.loads(r.body))
         r = self.client.get("/echo/iframe.html", headers=_UPGRADE)
-        self.assertNormalOr4xx(r, 200)
-        if r.status == 200:
-            self.assertIsNotNone(IFRAME_PAGE.fullmatch(r.text.strip()))
+        self.assertEqual(r.status, 200)
+        self.assertIsNotNone(IFRAME_PAGE.fullmatch(r.text.strip()))
         url = self.sessionURL()
         r = self.client.post(url + "/xhr", headers=_UPGRADE)
-        self.assertNormalOr4xx(r, 200)
-        if r.status != 200:
-            self.openSession(url)
-        else:
-            self.assertEqual(r.body, b"o\n")
+        self.assertEqual((r.status, r.body), (200, b"o\n"))
         r = self.client.post(url + "/xhr_send", b'["a"]', headers=_UPGRADE)
-        self.assertNormalOr4xx(r, 204)
-        if r.status == 204:
-            r = self.client.post(url + "/xhr")
-            self.assertEqual(r.body, b'a["a"]\n')
+        self.assertEqual(r.status, 204)
+        r = self.client.post(url + "/xhr")
+        self.assertEqual(r.body, b'a["a"]\n')
         self.assertAllSessionsGone()
 
     def test_jsonpHeaders(self) -> None:
@@ -1439,8 +1410,7 @@ class HardeningTests(_ProtocolTestCase):
         self.assertEqual(r.status, 200)
         self.verifyContentType(r, "text/plain;charset=UTF-8")
         self.assertEqual(r.body, b"")
-        length = r.headers.get("content-length")
-        self.assertIn(length, [None, "19"])
+        self.assertEqual(r.headers.get("content-length"), "19")
         # And the connection can be used again: HEAD left no body bytes on it.
         connection = self.client.connections[-1]
         r = connection.request("GET", "/echo")
