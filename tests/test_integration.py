@@ -197,6 +197,36 @@ class ShutdownTests(SynchronousTestCase):
         self.assertIn(server.process.wait(10), (0, -signal.SIGTERM))
         self.assertLess(time.monotonic() - started, 6)
 
+    def test_sigtermHTTPSession(self) -> None:
+        """On SIGTERM an open xhr_streaming response gets c[1001,"Server shutting down"] and ends."""
+        server = Server()
+        self.addCleanup(server.stop)
+        c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        self.addCleanup(c.close)
+        c.request("POST", f"/echo/000/{uuid.uuid4()}/xhr_streaming")
+        r = c.getresponse()
+        self.assertEqual(r.read(2049 + 2), b"h" * 2048 + b"\n" + b"o\n")
+        server.process.send_signal(signal.SIGTERM)
+        self.assertEqual(r.read(), b'c[1001,"Server shutting down"]\n')
+        self.assertIn(server.process.wait(10), (0, -signal.SIGTERM))
+
+    def test_sigtermRawWebsocket(self) -> None:
+        """On SIGTERM a raw websocket gets a close frame with 1001 "Server shutting down"."""
+        server = Server()
+        self.addCleanup(server.stop)
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{server.port}/echo/websocket", timeout=10
+        )
+        self.addCleanup(ws.close)
+        ws.send("before")
+        self.assertEqual(ws.recv(), "before")
+        server.process.send_signal(signal.SIGTERM)
+        opcode, frame = ws.recv_data_frame(True)
+        self.assertEqual(opcode, websocket.ABNF.OPCODE_CLOSE)
+        self.assertEqual(frame.data[:2], (1001).to_bytes(2, "big"))
+        self.assertEqual(frame.data[2:], b"Server shutting down")
+        self.assertIn(server.process.wait(10), (0, -signal.SIGTERM))
+
 
 class _Collector(Protocol):
     """

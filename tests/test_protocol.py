@@ -1681,3 +1681,52 @@ class AbortTests(_ProtocolTestCase):
         self.assertEqual(ws.closeCode, 1011)
         ws.sendClose()
         self.assertAllSessionsGone()
+
+class OptionsOnRequestsTests(SynchronousTestCase):
+    """
+    Options whose effect only a real request shows.
+    """
+
+    def test_jsessionidCallable(self) -> None:
+        """A callable jsessionid is given each receiving and sending request, and sets the cookie it likes; /info says cookie_needed."""
+        seen: list[bytes] = []
+
+        def sticky(request: Any) -> None:
+            seen.append(request.path)
+            request.addCookie(b"SERVERID", b"node-7", path=b"/")
+
+        client, _ = sockjsClient(EchoFactory(), jsessionid=sticky)
+        self.assertIs(json.loads(client.get("/echo/info").body)["cookie_needed"], True)
+        for method, path, body in [
+            ("POST", "/echo/0/s/xhr", b""),
+            ("POST", "/echo/0/s/xhr_send", b'["a"]'),
+            ("GET", "/echo/0/t/jsonp?c=cb", b""),
+        ]:
+            r = client.request(method, path, body)
+            self.assertLess(r.status, 300, path)
+            self.assertEqual(r.headers.get("set-cookie"), "SERVERID=node-7; Path=/", path)
+        self.assertEqual(seen, [b"/echo/0/s/xhr", b"/echo/0/s/xhr_send", b"/echo/0/t/jsonp"])
+        self.assertFalse(client.get("/echo/info").headers.get("set-cookie"))
+
+    def test_disableCORS(self) -> None:
+        """With disable_cors, no Access-Control-Allow-Origin, -Credentials or -Headers answers a request or a preflight with an Origin (a preflight keeps Allow-Methods, as sockjs-node's)."""
+        client, _ = sockjsClient(EchoFactory(), disable_cors=True)
+        origin = {"Origin": "https://elsewhere.example"}
+        responses = [
+            client.get("/echo/info", headers=origin),
+            client.post("/echo/0/s/xhr", headers=origin),
+            client.post("/echo/0/s/xhr_send", b'["a"]', headers=origin),
+            client.request(
+                "OPTIONS",
+                "/echo/0/s/xhr",
+                headers={
+                    **origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "x-a",
+                },
+            ),
+        ]
+        self.assertEqual([r.status for r in responses], [200, 200, 204, 204])
+        for r in responses:
+            cors = [name for name in r.headers if name.startswith("access-control-allow")]
+            self.assertEqual(cors, ["access-control-allow-methods"] if r is responses[-1] else [])
