@@ -1,37 +1,163 @@
 """
-An in-memory HTTP and websocket client for testing SockJS resources without sockets: a
-real twisted.web Site (and real Autobahn) on a L{MemoryReactorClock}, fed raw bytes over
-L{StringTransport}s, answers parsed incrementally (chunked, Content-Length, or until
-close).  Time moves only when a test advances the clock.
+In-memory clients for testing SockJS resources without sockets: a real twisted.web Site on
+a L{MemoryReactorClock}, and real clients talking to it over L{twisted.test.iosim}
+connections.  Time moves only when a test advances the clock.
+
+No HTTP or websocket is parsed here: requests go through L{twisted.web.client.Agent}
+(answers are L{IResponse}s), websockets through Autobahn's client, SockJS frames through
+L{sockjs_twisted.client.decodeFrame}.  Requests that no well-behaved client sends (HTTP/1.0,
+a byte at a time, raw bytes) go over a raw connection whose answers the standard library's
+L{http.client.HTTPResponse} parses.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import struct
+import http.client
+import io
 from typing import Any, Optional
 
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.address import IPv4Address
-from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectionLost
+from twisted.internet.interfaces import IConsumer, IProtocol, IProtocolFactory
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
+from twisted.test import iosim
+from twisted.web.client import URI, Agent, HTTPConnectionPool, ResponseDone
+from twisted.web.http import PotentialDataLoss
+from twisted.web.http_headers import Headers
+from twisted.web.iweb import IAgentEndpointFactory, IBodyProducer, IResponse
 from twisted.web.resource import Resource
+from twisted.web.server import Site
+from zope.interface import implementer
 
 from sockjs_twisted import SockJSResource
 from sockjs_twisted._factory import SockJSSite
+from sockjs_twisted.client import Close, Heartbeat, Messages, Open, decodeFrame
+
+SERVER = IPv4Address("TCP", "127.0.0.1", 8081)
+ORIGIN = "http://127.0.0.1:8081"
+
+
+# -- the network ---------------------------------------------------------------------------
+
+
+class Link:
+    """
+    One in-memory TCP connection between a client protocol and the site.
+    """
+
+    def __init__(self, site: Site, client: IProtocol, port: int) -> None:
+        peer = IPv4Address("TCP", "127.0.0.1", port)
+        self.client = client
+        self.server = site.buildProtocol(peer)
+        self.clientTransport = iosim.FakeTransport(
+            client, isServer=False, hostAddress=peer, peerAddress=SERVER
+        )
+        self.serverTransport = iosim.FakeTransport(
+            self.server, isServer=True, hostAddress=SERVER, peerAddress=peer
+        )
+        self.pump = iosim.connect(
+            self.server, self.serverTransport, client, self.clientTransport, greet=False
+        )
+
+    @property
+    def closed(self) -> bool:
+        """
+        Has each side been told the connection is gone?
+        """
+        return bool(self.clientTransport.disconnected and self.serverTransport.disconnected)
+
+    def abort(self, reason: str = "client went away") -> None:
+        """
+        The client's side drops the connection: the server sees L{ConnectionLost}.
+        """
+        self.serverTransport.disconnectReason = ConnectionLost(reason)
+        self.clientTransport.disconnectReason = ConnectionLost(reason)
+        self.clientTransport.loseConnection()
+
+
+@implementer(IAgentEndpointFactory)
+class MemoryNetwork:
+    """
+    Connections to C{site}, in memory: an L{IAgentEndpointFactory} for
+    L{Agent.usingEndpointFactory}, and for L{sockjs_twisted.client.connectSockJS}'s
+    websockets.  L{flush} moves the bytes.
+    """
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.links: list[Link] = []
+        self._port = 40000
+
+    def connect(self, client: IProtocol) -> Link:
+        """
+        Connect C{client} to the site.
+        """
+        self._port += 1
+        link = Link(self.site, client, self._port)
+        self.links.append(link)
+        return link
+
+    def endpointForURI(self, uri: URI) -> _MemoryEndpoint:
+        return _MemoryEndpoint(self, None)
+
+    def flush(self) -> None:
+        """
+        Deliver every byte written, and every disconnection, until nothing moves.
+        """
+        moved = True
+        while moved:
+            moved = False
+            for link in list(self.links):
+                while link.pump.pump():
+                    moved = True
+            self.links = [link for link in self.links if not link.closed]
+
+
+class _MemoryEndpoint:
+    """
+    Connects a client factory's protocol to the site; remembers the link for its owner.
+    """
+
+    def __init__(self, network: MemoryNetwork, owner: Optional[Connection]) -> None:
+        self._network = network
+        self._owner = owner
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        protocol = factory.buildProtocol(SERVER)
+        assert protocol is not None
+        link = self._network.connect(protocol)
+        if self._owner is not None:
+            self._owner.links.append(link)
+        return succeed(protocol)
+
+
+@implementer(IAgentEndpointFactory)
+class _OwnedEndpoints:
+    def __init__(self, network: MemoryNetwork, owner: Connection) -> None:
+        self._network = network
+        self._owner = owner
+
+    def endpointForURI(self, uri: URI) -> _MemoryEndpoint:
+        return _MemoryEndpoint(self._network, self._owner)
+
+
+# -- HTTP ----------------------------------------------------------------------------------
 
 
 class Response:
     """
-    One HTTP response, parsed as its bytes arrive.
+    One HTTP response, as its body arrives.
 
     :ivar status: The status code.
     :ivar version: C{"1.0"} or C{"1.1"}.
     :ivar headers: Lower-case header names to their last value (str).
     :ivar rawHeaders: Lower-case names to every value.
-    :ivar body: The body received so far, de-chunked.
+    :ivar body: The body received so far.
+    :ivar chunks: The body, in the pieces it arrived in.
     :ivar complete: Has the body ended?
     """
 
@@ -61,42 +187,217 @@ class Response:
         return data
 
 
+class _BodyReader(Protocol):
+    """
+    Feeds an L{IResponse}'s body into a L{Response}.
+    """
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    def dataReceived(self, data: bytes) -> None:
+        self._response.body += data
+        self._response.chunks.append(data)
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if reason.check(ResponseDone, PotentialDataLoss):
+            self._response.complete = True
+
+
+def _fromIResponse(response: IResponse) -> Response:
+    raw: dict[str, list[str]] = {}
+    for name, values in response.headers.getAllRawHeaders():
+        raw.setdefault(name.decode("latin-1").lower(), []).extend(
+            v.decode("latin-1") for v in values
+        )
+    version = "%d.%d" % response.version[1:]
+    result = Response(response.code, version, raw)
+    response.deliverBody(_BodyReader(result))
+    return result
+
+
+@implementer(IBodyProducer)
+class _Body:
+    """
+    A request body written at once.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self.length = len(body)
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        consumer.write(self._body)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class Pending:
+    """
+    A request whose answer may not have started (a waiting poll).
+
+    :ivar response: The answer, once its head arrived, else C{None}.
+    :ivar failure: Why no answer will come, if none will.
+    """
+
+    def __init__(self, d: Deferred[IResponse], connection: Connection) -> None:
+        self.response: Optional[Response] = None
+        self.failure: Optional[Failure] = None
+        self.connection = connection
+        d.addCallbacks(self._arrived, self._failed)
+
+    def _arrived(self, response: IResponse) -> None:
+        self.response = _fromIResponse(response)
+
+    def _failed(self, reason: Failure) -> None:
+        self.failure = reason
+
+    def close(self) -> None:
+        """
+        The client gives up: its connection is dropped.
+        """
+        self.connection.close()
+
+
+class _RawClient(Protocol):
+    """
+    Records the bytes a raw connection receives.
+    """
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+
+class _File(io.BytesIO):
+    def close(self) -> None:
+        pass
+
+
+class _Socket:
+    def __init__(self, f: _File) -> None:
+        self._f = f
+
+    def makefile(self, mode: str) -> _File:
+        return self._f
+
+
+def _parseResponses(data: bytes, methods: list[str], closed: bool) -> list[Response]:
+    """
+    The responses in C{data}, in order, parsed by L{http.client.HTTPResponse}: complete
+    ones, then one whose head arrived but whose body did not end (yet).
+    """
+    f = _File(data)
+    out: list[Response] = []
+    while f.tell() < len(data):
+        start = f.tell()
+        method = methods[len(out)] if len(out) < len(methods) else "GET"
+        response = http.client.HTTPResponse(_Socket(f), method=method)  # type: ignore[arg-type]
+        try:
+            response.begin()
+        except (http.client.HTTPException, ValueError):
+            break
+        raw: dict[str, list[str]] = {}
+        for name, value in response.getheaders():
+            raw.setdefault(name.lower(), []).append(value)
+        result = Response(response.status, "1.1" if response.version == 11 else "1.0", raw)
+        out.append(result)
+        if response.will_close and not response.chunked and response.length is None:
+            result.body = response.read()
+            result.chunks = [result.body] if result.body else []
+            result.complete = closed
+            break
+        try:
+            result.body = response.read()
+        except http.client.IncompleteRead as e:
+            result.body = e.partial
+            break
+        result.chunks = [result.body] if result.body else []
+        result.complete = True
+        if f.tell() == start:
+            break
+    return out
+
+
 class Connection:
     """
-    One client TCP connection to the site.
+    One client of the site: an L{Agent} with a connection of its own (kept alive between
+    requests), or a raw connection for what an agent never sends.
+
+    :ivar links: The TCP connections it made.
     """
 
-    def __init__(self, client: HTTPClient, port: int) -> None:
+    def __init__(self, client: HTTPClient) -> None:
         self.client = client
-        self.transport = StringTransport(
-            hostAddress=IPv4Address("TCP", "127.0.0.1", 8081),
-            peerAddress=IPv4Address("TCP", "127.0.0.1", port),
+        self.links: list[Link] = []
+        self._pool = HTTPConnectionPool(client.clock, persistent=True)
+        self._pool.maxPersistentPerHost = 1
+        self._pool.retryAutomatically = False
+        self._agent = Agent.usingEndpointFactory(
+            client.clock, _OwnedEndpoints(client.network, self), pool=self._pool
         )
-        self.protocol = client.site.buildProtocol(self.transport.getPeer())
-        self.transport.protocol = self.protocol
-        self.protocol.makeConnection(self.transport)
-        self._buffer = b""
-        self._responses: list[Response] = []
-        self._current: Optional[Response] = None
-        self._chunkLeft: Optional[int] = None
-        self._bodyLeft: Optional[int] = None
-        self._untilClose = False
-        self._expectNoBody: list[bool] = []
-        self.closed = False
+        self._answers: list[Response] = []
+        self._raw: Optional[_RawClient] = None
+        self._rawMethods: list[str] = []
         self.websocket: Optional[WebSocket] = None
 
-    # sending
+    @property
+    def closed(self) -> bool:
+        """
+        Is every connection it made closed?
+        """
+        return bool(self.links) and all(link.closed for link in self.links)
 
-    def send(self, data: bytes, chunkSize: Optional[int] = None) -> None:
+    @property
+    def transport(self) -> Any:
         """
-        Send raw bytes, in chunks of C{chunkSize} if given (down to one byte).
+        The server's side of its last connection (whose C{protocol} is the server's).
         """
-        if chunkSize is None:
-            self.transport.protocol.dataReceived(data)
-        else:
-            for i in range(0, len(data), chunkSize):
-                self.transport.protocol.dataReceived(data[i : i + chunkSize])
-        self.pump()
+        return self.links[-1].serverTransport
+
+    @property
+    def received(self) -> bytes:
+        """
+        Every byte the raw connection received.
+        """
+        return self._raw.data if self._raw is not None else b""
+
+    @property
+    def _responses(self) -> list[Response]:
+        if self._raw is not None:
+            return _parseResponses(self._raw.data, self._rawMethods, self.closed)
+        return self._answers
+
+    def begin(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        headers: Optional[dict[str, str]] = None,
+    ) -> Pending:
+        """
+        Send one request; its answer may come later (L{Pending.response}).
+        """
+        allHeaders = Headers()
+        for name, value in (headers or {}).items():
+            allHeaders.addRawHeader(name, value)
+        producer = _Body(body) if body or method in ("POST", "PUT") else None
+        d = self._agent.request(
+            method.encode("ascii"), (ORIGIN + path).encode("ascii"), allHeaders, producer
+        )
+        pending = Pending(d, self)
+        self.client.network.flush()
+        return pending
 
     def request(
         self,
@@ -106,132 +407,74 @@ class Connection:
         headers: Optional[dict[str, str]] = None,
         version: str = "1.1",
         chunkSize: Optional[int] = None,
+        raw: bool = False,
     ) -> Response:
         """
-        Send one request; return its response (maybe still incomplete).
+        Send one request; return its response (maybe still incomplete).  HTTP/1.0, a
+        request sent C{chunkSize} bytes at a time, one with a Content-Length of its own,
+        or one whose wire format matters (C{raw}) goes over a raw connection, as every
+        later request of this client does.
         """
-        lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1:8081"]
-        allHeaders = dict(headers or {})
-        if body or method in ("POST", "PUT"):
-            allHeaders.setdefault("Content-Length", str(len(body)))
-        lines += [f"{k}: {v}" for k, v in allHeaders.items()]
-        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-        before = len(self._responses)
-        self._expectNoBody.append(method == "HEAD")
-        self.send(raw, chunkSize)
-        assert len(self._responses) > before, f"no response to {method} {path}"
-        return self._responses[before]
+        headers = dict(headers or {})
+        raw = raw or version != "1.1" or chunkSize is not None or "Content-Length" in headers
+        if raw or self._raw is not None:
+            lines = [f"{method} {path} HTTP/{version}", "Host: 127.0.0.1:8081"]
+            if body or method in ("POST", "PUT"):
+                headers.setdefault("Content-Length", str(len(body)))
+            lines += [f"{k}: {v}" for k, v in headers.items()]
+            before = len(self._responses)
+            self._rawMethods.append(method)
+            self.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body, chunkSize)
+            responses = self._responses
+            assert len(responses) > before, f"no response to {method} {path}"
+            return responses[before]
+        pending = self.begin(method, path, body, headers)
+        assert pending.response is not None, f"no response to {method} {path}"
+        self._answers.append(pending.response)
+        return pending.response
+
+    def send(self, data: bytes, chunkSize: Optional[int] = None) -> None:
+        """
+        Send raw bytes on a raw connection, in chunks of C{chunkSize} if given (down to
+        one byte), each delivered on its own.
+        """
+        if self._raw is None:
+            self._raw = _RawClient()
+            self.links.append(self.client.network.connect(self._raw))
+        link = self.links[-1]
+        step = chunkSize or len(data) or 1
+        for i in range(0, len(data), step):
+            link.clientTransport.write(data[i : i + step])
+            self.client.network.flush()
+        self.client.network.flush()
 
     def close(self, reason: Optional[Failure] = None) -> None:
         """
-        The client goes away.
+        The client goes away: each of its connections is dropped.
         """
-        if not self.closed:
-            self.closed = True
-            protocol = self.transport.protocol
-            protocol.connectionLost(reason or Failure(ConnectionLost("client went away")))
-
-    # receiving
+        for link in self.links:
+            if not link.closed:
+                link.abort(reason.getErrorMessage() if reason else "client went away")
+        self._pool.closeCachedConnections()
+        self.client.network.flush()
 
     def pump(self) -> None:
         """
-        Parse whatever the server wrote since the last pump.
+        Deliver what was written.
         """
-        if self.websocket is not None:
-            self.websocket.pump()
-            return
-        data = self.transport.value()
-        self.transport.clear()
-        self._buffer += data
-        self._parse()
-        if self.transport.disconnecting and not self.closed:
-            if self._current is not None and self._untilClose:
-                self._current.complete = True
-                self._current = None
-            self.closed = True
-            self.transport.protocol.connectionLost(Failure(ConnectionDone()))
-
-    def _parse(self) -> None:
-        while True:
-            if self._current is None:
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
-                    return
-                head = self._buffer[:end].decode("latin-1").split("\r\n")
-                self._buffer = self._buffer[end + 4 :]
-                version, status = head[0].split(" ")[:2]
-                raw: dict[str, list[str]] = {}
-                for line in head[1:]:
-                    name, value = line.split(":", 1)
-                    raw.setdefault(name.strip().lower(), []).append(value.strip())
-                response = Response(int(status), version.split("/")[1], raw)
-                self._responses.append(response)
-                noBody = self._expectNoBody.pop(0) if self._expectNoBody else False
-                self._chunkLeft = self._bodyLeft = None
-                self._untilClose = False
-                if noBody or response.status in (101, 204, 304):
-                    response.complete = True
-                    if response.status == 101:
-                        return
-                    continue
-                if response.headers.get("transfer-encoding", "").lower() == "chunked":
-                    self._chunkLeft = -1
-                elif "content-length" in response.headers:
-                    self._bodyLeft = int(response.headers["content-length"])
-                else:
-                    self._untilClose = True
-                self._current = response
-                if self._bodyLeft == 0:
-                    response.complete = True
-                    self._current = None
-                continue
-            response = self._current
-            if self._untilClose:
-                response.body += self._buffer
-                if self._buffer:
-                    response.chunks.append(self._buffer)
-                self._buffer = b""
-                return
-            if self._bodyLeft is not None:
-                take = self._buffer[: self._bodyLeft]
-                self._buffer = self._buffer[len(take) :]
-                response.body += take
-                self._bodyLeft -= len(take)
-                if self._bodyLeft:
-                    return
-                response.complete = True
-                self._current = None
-                continue
-            # chunked
-            if self._chunkLeft == -1:
-                end = self._buffer.find(b"\r\n")
-                if end < 0:
-                    return
-                size = int(self._buffer[:end].split(b";")[0], 16)
-                if len(self._buffer) < end + 2 + size + 2:
-                    return
-                chunk = self._buffer[end + 2 : end + 2 + size]
-                self._buffer = self._buffer[end + 2 + size + 2 :]
-                if size == 0:
-                    response.complete = True
-                    self._current = None
-                    continue
-                response.chunks.append(chunk)
-                response.body += chunk
-                continue
-            return
+        self.client.network.flush()
 
 
 class HTTPClient:
     """
-    A site around C{root} on a fake reactor, and connections to it.
+    A site around C{root} on a fake reactor, and clients of it.
     """
 
     def __init__(
         self,
         root: Optional[Resource] = None,
         clock: Optional[MemoryReactorClock] = None,
-        site: Optional[SockJSSite] = None,
+        site: Optional[Site] = None,
     ) -> None:
         self.clock = clock or MemoryReactorClock()
         if site is None:
@@ -239,18 +482,20 @@ class HTTPClient:
             site = SockJSSite(root, reactor=self.clock)
         self.site = site
         self.site.startFactory()
-        self._port = 40000
+        self.network = MemoryNetwork(site)
         self.connections: list[Connection] = []
 
     def connect(self) -> Connection:
-        self._port += 1
-        connection = Connection(self, self._port)
+        """
+        A new client, with connections of its own.
+        """
+        connection = Connection(self)
         self.connections.append(connection)
         return connection
 
     def request(self, method: str, path: str, body: bytes = b"", **kw: Any) -> Response:
         """
-        One request on a new connection.
+        One request from a new client.
         """
         return self.connect().request(method, path, body, **kw)
 
@@ -262,19 +507,17 @@ class HTTPClient:
 
     def advance(self, seconds: float = 0) -> None:
         """
-        Move time on (C{0}: run what is due this turn), then parse what was written.
+        Move time on (C{0}: run what is due this turn), then deliver what was written.
         """
         self.clock.advance(seconds)
         self.pumpAll()
 
     def pumpAll(self) -> None:
-        for connection in self.connections:
-            if not connection.closed:
-                connection.pump()
+        self.network.flush()
 
     def websocket(self, path: str, headers: Optional[dict[str, str]] = None) -> WebSocket:
         """
-        Open a websocket to C{path}.
+        Open a websocket to C{path} (Autobahn's client).
         """
         return WebSocket(self.connect(), path, headers)
 
@@ -292,77 +535,113 @@ def sockjsClient(
     return HTTPClient(root, clock), resource
 
 
+# -- websockets ----------------------------------------------------------------------------
+
+
+class _WebSocketProtocol(WebSocketClientProtocol):  # type: ignore[misc]
+    """
+    Autobahn's client, recording for a L{WebSocket}.  A close frame from the server is
+    recorded, not answered: the test answers it (L{WebSocket.sendClose}), or does not.
+    """
+
+    factory: _WebSocketFactory
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        self.factory.owner.messages.append(payload.decode("utf-8"))
+
+    def onCloseFrame(self, code: Optional[int], reasonRaw: Optional[bytes]) -> Any:
+        owner = self.factory.owner
+        owner.closeCode = code if code is not None else 1005
+        owner.closeReason = reasonRaw.decode("utf-8") if reasonRaw else ""
+        if self.state == self.STATE_OPEN:
+            return None
+        return super().onCloseFrame(code, reasonRaw)
+
+
+class _WebSocketFactory(WebSocketClientFactory):  # type: ignore[misc]
+    protocol = _WebSocketProtocol  # type: ignore[assignment]
+
+    def __init__(self, owner: WebSocket, url: str, clock: Any, headers: dict[str, str]) -> None:
+        headers = dict(headers)
+        # Autobahn sends a User-Agent of its own: the test's takes its place.
+        useragent = headers.pop("User-Agent", None)
+        super().__init__(url, reactor=clock, headers=headers or None, useragent=useragent)
+        self.owner = owner
+        self.setProtocolOptions(
+            openHandshakeTimeout=0,
+            closeHandshakeTimeout=0,
+            serverConnectionDropTimeout=0,
+            autoPingInterval=0,
+        )
+
+
 class WebSocket:
     """
-    A minimal RFC 6455 client over one in-memory connection.
+    A websocket client (Autobahn's) over one in-memory connection.
+
+    :ivar response: The answer to the upgrade: C{status} and C{headers} (C{None} status
+        if none came).
+    :ivar messages: Text messages received and not yet taken by L{receive}.
+    :ivar closeCode: The code of the server's close frame (1005 if it had none).
+    :ivar closeReason: Its reason.
     """
 
     def __init__(
         self, connection: Connection, path: str, headers: Optional[dict[str, str]] = None
     ) -> None:
         self.connection = connection
-        key = base64.b64encode(os.urandom(16)).decode("ascii")
-        allHeaders = {
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": key,
-            "Sec-WebSocket-Version": "13",
-        }
-        allHeaders.update(headers or {})
-        self.response = connection.request("GET", path, headers=allHeaders)
+        connection.websocket = self
         self.messages: list[str] = []
         self.closeCode: Optional[int] = None
         self.closeReason: Optional[str] = None
-        self._frames = b""
-        if self.response.status == 101:
-            connection.websocket = self
-            self._frames = connection._buffer
-            connection._buffer = b""
-            self._parse()
+        factory = _WebSocketFactory(
+            self, "ws://127.0.0.1:8081" + path, connection.client.clock, dict(headers or {})
+        )
+        protocol = factory.buildProtocol(SERVER)
+        connection.links.append(connection.client.network.connect(protocol))
+        self.protocol: _WebSocketProtocol = protocol
+        connection.client.network.flush()
+        statusLine = getattr(protocol, "http_status_line", None)
+        status = int(statusLine.split()[1]) if statusLine else None
+        rawHeaders = {k: [v] for k, v in (getattr(protocol, "http_headers", None) or {}).items()}
+        self.response = Response(status, "1.1", rawHeaders)  # type: ignore[arg-type]
+        self.response.complete = True
 
     @property
     def open(self) -> bool:
         return self.response.status == 101
 
+    @property
+    def key(self) -> str:
+        """
+        The Sec-WebSocket-Key the client sent.
+        """
+        return self.protocol.websocket_key.decode("ascii")  # type: ignore[no-any-return]
+
     def sendText(self, text: str) -> None:
-        self._sendFrame(0x1, text.encode("utf-8"))
+        self.protocol.sendMessage(text.encode("utf-8"), isBinary=False)
+        self.pump()
 
     def sendRaw(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        self._sendFrame(opcode, payload, fin)
+        """
+        Send one frame as given, even one that breaks the rules.
+        """
+        self.protocol.sendFrame(opcode, payload=payload, fin=fin)
+        self.pump()
 
     def sendClose(self, code: int = 1000, reason: str = "") -> None:
-        self._sendFrame(0x8, struct.pack("!H", code) + reason.encode("utf-8"))
-
-    def _sendFrame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        mask = os.urandom(4)
-        head = bytes([(0x80 if fin else 0) | opcode])
-        n = len(payload)
-        if n < 126:
-            head += bytes([0x80 | n])
-        elif n < 65536:
-            head += bytes([0x80 | 126]) + struct.pack("!H", n)
-        else:
-            head += bytes([0x80 | 127]) + struct.pack("!Q", n)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.connection.transport.protocol.dataReceived(head + mask + masked)
+        self.protocol.sendClose(code, reason or None)
         self.pump()
 
     def pump(self) -> None:
-        transport = self.connection.transport
-        self._frames += transport.value()
-        transport.clear()
-        self._parse()
-        if transport.disconnecting and not self.connection.closed:
-            self.connection.closed = True
-            transport.protocol.connectionLost(Failure(ConnectionDone()))
+        self.connection.client.network.flush()
 
     def receive(self) -> list[str]:
         """
         The text messages received since the last call.
         """
         self.pump()
-        messages = self.messages
-        self.messages = []
+        messages, self.messages = self.messages, []
         return messages
 
     def frames(self) -> list[Any]:
@@ -371,42 +650,26 @@ class WebSocket:
         of messages for C{a[...]}, a C{(code, reason)} tuple for C{c[...]}.
         """
         out: list[Any] = []
-        for m in self.receive():
-            if m in ("o", "h"):
-                out.append(m)
-            elif m.startswith("a"):
-                out.append(json.loads(m[1:]))
-            elif m.startswith("c"):
-                out.append(tuple(json.loads(m[1:])))
-            else:
-                raise AssertionError(f"not a SockJS frame: {m!r}")
+        for message in self.receive():
+            frame = decodeFrame(message)
+            if isinstance(frame, Open):
+                out.append("o")
+            elif isinstance(frame, Heartbeat):
+                out.append("h")
+            elif isinstance(frame, Messages):
+                out.append(list(frame.messages))
+            elif isinstance(frame, Close):
+                out.append((frame.code, frame.reason))
         return out
 
-    def _parse(self) -> None:
-        while len(self._frames) >= 2:
-            b0, b1 = self._frames[0], self._frames[1]
-            n = b1 & 0x7F
-            offset = 2
-            if n == 126:
-                if len(self._frames) < 4:
-                    return
-                n = struct.unpack("!H", self._frames[2:4])[0]
-                offset = 4
-            elif n == 127:
-                if len(self._frames) < 10:
-                    return
-                n = struct.unpack("!Q", self._frames[2:10])[0]
-                offset = 10
-            if len(self._frames) < offset + n:
-                return
-            payload = self._frames[offset : offset + n]
-            self._frames = self._frames[offset + n :]
-            opcode = b0 & 0x0F
-            if opcode == 0x1:
-                self.messages.append(payload.decode("utf-8"))
-            elif opcode == 0x8:
-                if len(payload) >= 2:
-                    self.closeCode = struct.unpack("!H", payload[:2])[0]
-                    self.closeReason = payload[2:].decode("utf-8")
-                else:
-                    self.closeCode = 1005
+
+__all__ = [
+    "Connection",
+    "HTTPClient",
+    "Link",
+    "MemoryNetwork",
+    "Pending",
+    "Response",
+    "WebSocket",
+    "sockjsClient",
+]

@@ -12,16 +12,20 @@ to the next as sockjs-client does, over http and https (ws and wss)::
 """
 
 from ._connect import TRANSPORTS, SockJSClient, connectSockJS
-from ._frames import FrameError, decodeFrame
+from ._frames import Close, FrameError, Heartbeat, Messages, Open, decodeFrame
 from ._transport import CLOSED, CLOSING, CONNECTING, OPEN, SessionRefused, SockJSClientTransport
 
 __all__ = [
     "CLOSED",
     "CLOSING",
     "CONNECTING",
+    "Close",
     "OPEN",
     "TRANSPORTS",
     "FrameError",
+    "Heartbeat",
+    "Messages",
+    "Open",
     "SessionRefused",
     "SockJSClient",
     "SockJSClientTransport",
