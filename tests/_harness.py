@@ -20,7 +20,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientPr
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IConsumer, IProtocol, IProtocolFactory
+from twisted.internet.interfaces import IConsumer, IProtocol, IProtocolFactory, IPushProducer
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -44,6 +44,27 @@ ORIGIN = "http://127.0.0.1:8081"
 # -- the network ---------------------------------------------------------------------------
 
 
+@implementer(IPushProducer)
+class ServerTransport(iosim.FakeTransport):  # type: ignore[misc]
+    """
+    The server's side of a L{Link}: a TCP transport as twisted.web sees one (a push
+    producer, so that the channel registers itself on it), whose unsent bytes a test may
+    read and drop (L{value}, L{clear}) as on a L{StringTransport}.
+    """
+
+    def value(self) -> bytes:
+        """
+        What the server wrote and the network has not delivered yet.
+        """
+        return b"".join(self.stream)
+
+    def clear(self) -> None:
+        """
+        Drop what the server wrote and the network has not delivered yet.
+        """
+        self.stream = []
+
+
 class Link:
     """
     One in-memory TCP connection between a client protocol and the site.
@@ -56,7 +77,7 @@ class Link:
         self.clientTransport = iosim.FakeTransport(
             client, isServer=False, hostAddress=peer, peerAddress=SERVER
         )
-        self.serverTransport = iosim.FakeTransport(
+        self.serverTransport = ServerTransport(
             self.server, isServer=True, hostAddress=SERVER, peerAddress=peer
         )
         self.pump = iosim.connect(
@@ -359,11 +380,20 @@ class Connection:
         return bool(self.links) and all(link.closed for link in self.links)
 
     @property
-    def transport(self) -> Any:
+    def transport(self) -> ServerTransport:
         """
-        The server's side of its last connection (whose C{protocol} is the server's).
+        The server's side of its last connection (whose C{protocol} is the server's); a
+        raw connection is made if there is none yet.
         """
+        if not self.links:
+            self._rawLink()
         return self.links[-1].serverTransport
+
+    def _rawLink(self) -> Link:
+        if self._raw is None:
+            self._raw = _RawClient()
+            self.links.append(self.client.network.connect(self._raw))
+        return self.links[-1]
 
     @property
     def received(self) -> bytes:
@@ -438,10 +468,7 @@ class Connection:
         Send raw bytes on a raw connection, in chunks of C{chunkSize} if given (down to
         one byte), each delivered on its own.
         """
-        if self._raw is None:
-            self._raw = _RawClient()
-            self.links.append(self.client.network.connect(self._raw))
-        link = self.links[-1]
+        link = self._rawLink()
         step = chunkSize or len(data) or 1
         for i in range(0, len(data), step):
             link.clientTransport.write(data[i : i + step])
@@ -515,11 +542,21 @@ class HTTPClient:
     def pumpAll(self) -> None:
         self.network.flush()
 
-    def websocket(self, path: str, headers: Optional[dict[str, str]] = None) -> WebSocket:
+    def websocket(
+        self,
+        path: str,
+        headers: Optional[dict[str, str]] = None,
+        early: bytes = b"",
+        chunkSize: Optional[int] = None,
+    ) -> WebSocket:
         """
         Open a websocket to C{path} (Autobahn's client).
+
+        :param early: Raw bytes (websocket frames) sent right behind the handshake, in
+            the same write.
+        :param chunkSize: Deliver the handshake (and C{early}) this many bytes at a time.
         """
-        return WebSocket(self.connect(), path, headers)
+        return WebSocket(self.connect(), path, headers, early, chunkSize)
 
 
 def sockjsClient(
@@ -545,6 +582,14 @@ class _WebSocketProtocol(WebSocketClientProtocol):  # type: ignore[misc]
     """
 
     factory: _WebSocketFactory
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: Optional[int] = None) -> None:
+        owner = self.factory.owner
+        if owner.handshake is None:
+            # The opening handshake: the WebSocket sends it, with what goes behind it.
+            owner.handshake = data
+        else:
+            super().sendData(data, sync, chopsize)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         self.factory.owner.messages.append(payload.decode("utf-8"))
@@ -587,20 +632,32 @@ class WebSocket:
     """
 
     def __init__(
-        self, connection: Connection, path: str, headers: Optional[dict[str, str]] = None
+        self,
+        connection: Connection,
+        path: str,
+        headers: Optional[dict[str, str]] = None,
+        early: bytes = b"",
+        chunkSize: Optional[int] = None,
     ) -> None:
         self.connection = connection
         connection.websocket = self
         self.messages: list[str] = []
         self.closeCode: Optional[int] = None
         self.closeReason: Optional[str] = None
+        self.handshake: Optional[bytes] = None
         factory = _WebSocketFactory(
             self, "ws://127.0.0.1:8081" + path, connection.client.clock, dict(headers or {})
         )
         protocol = factory.buildProtocol(SERVER)
-        connection.links.append(connection.client.network.connect(protocol))
+        link = connection.client.network.connect(protocol)
+        connection.links.append(link)
         self.protocol: _WebSocketProtocol = protocol
-        connection.client.network.flush()
+        assert self.handshake is not None
+        data = self.handshake + early
+        step = chunkSize or len(data)
+        for i in range(0, len(data), step):
+            link.clientTransport.write(data[i : i + step])
+            connection.client.network.flush()
         statusLine = getattr(protocol, "http_status_line", None)
         status = int(statusLine.split()[1]) if statusLine else None
         rawHeaders = {k: [v] for k, v in (getattr(protocol, "http_headers", None) or {}).items()}

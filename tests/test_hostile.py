@@ -901,16 +901,7 @@ class EarlyMessageTests(HostileTestCase):
         ).encode("ascii")
 
     def open(self, path: str, data: bytes, chunkSize: Optional[int] = None) -> WebSocket:
-        connection = self.client.connect()
-        connection.send(self.handshake(path) + data, chunkSize)
-        ws = WebSocket.__new__(WebSocket)
-        ws.connection = connection
-        ws.response = connection._responses[0]
-        ws.messages, ws.closeCode, ws.closeReason = [], None, None
-        ws._frames, connection._buffer = connection._buffer, b""
-        connection.websocket = ws
-        ws.pump()
-        return ws
+        return self.client.websocket(path, early=data, chunkSize=chunkSize)
 
     def test_framed(self) -> None:
         """On the SockJS websocket, messages behind the handshake reach the protocol after connectionMade and are echoed."""
