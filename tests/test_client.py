@@ -17,9 +17,10 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectError, ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest, TestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -27,6 +28,7 @@ from sockjs_twisted import SockJSResource
 from sockjs_twisted.client import TRANSPORTS, SockJSClientTransport, connectSockJS
 from sockjs_twisted.testserver import EchoFactory, testServices
 
+from ._harness import MemoryNetwork
 from .test_protocol import CLIENT_ESCAPED, SERVER_ESCAPED, _characters
 from .test_testing import TrackingClock
 
@@ -177,11 +179,22 @@ class _ClientAgainstServer:
         addCleanup: Callable[..., None]
         assertEqual: Callable[..., None]
 
+    def connectOptions(self) -> dict[str, Any]:
+        """
+        How the client reaches the server: over the network by default.
+        """
+        return {}
+
     async def connect(self, service: str = "echo", **kw: Any) -> Recorder:
         protocol = Recorder()
         factory = Factory.forProtocol(lambda: protocol)
         connected = await connectSockJS(
-            self.reactor, f"{self.base}/{service}", factory, [self.transportName], **kw
+            self.reactor,
+            f"{self.base}/{service}",
+            factory,
+            [self.transportName],
+            **self.connectOptions(),
+            **kw,
         )
         self.addCleanup(lambda: Deferred.fromCoroutine(self._close(protocol)))
         self.assertEqual(connected, protocol)
@@ -291,6 +304,9 @@ class _Fallback:
         reactor: Any
         assertEqual: Callable[..., None]
 
+    def connectOptions(self) -> dict[str, Any]:
+        return {}
+
     async def test_disabledWebsocket(self) -> None:
         """/info's websocket: false makes the client skip the websocket and use xhr-streaming."""
         protocol = Recorder()
@@ -298,6 +314,7 @@ class _Fallback:
             self.reactor,
             f"{self.base}/disabled_websocket_echo",
             Factory.forProtocol(lambda: protocol),
+            **self.connectOptions(),
         )
         self.assertEqual(protocol.transport.transportName, "xhr-streaming")  # type: ignore[union-attr]
         protocol.transport.write(b"x")  # type: ignore[union-attr]
@@ -309,12 +326,29 @@ class _Fallback:
         """An URL that is no SockJS endpoint fails with ConnectError naming the /info answer."""
         try:
             await connectSockJS(
-                self.reactor, f"{self.base}/nothing", Factory.forProtocol(Recorder)
+                self.reactor,
+                f"{self.base}/nothing",
+                Factory.forProtocol(Recorder),
+                **self.connectOptions(),
             )
         except ConnectError as e:
             self.assertIn("/nothing/info answered 404", str(e))
         else:
             self.fail("connected to nothing")
+
+
+def _extraServices(cookies: list[str]) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """
+    The services tests/node/server.js has beyond the standard test services.
+    """
+    return {
+        "closewith": (Factory.forProtocol(CloseWith), {}),
+        "heartbeat": (EchoFactory(), {"heartbeat_delay": 0.1}),
+        "cookie_needed_echo": (
+            Factory.forProtocol(lambda: CookieReporter(cookies)),
+            {"jsessionid": True},
+        ),
+    }
 
 
 class _NodeServer:
@@ -344,14 +378,7 @@ class _OwnServer:
         self.clock = TrackingClock(reactor)
         root = testServices(self.clock)
         cookies: list[str] = []
-        extra: dict[str, tuple[Any, dict[str, Any]]] = {
-            "closewith": (Factory.forProtocol(CloseWith), {}),
-            "heartbeat": (EchoFactory(), {"heartbeat_delay": 0.1}),
-            "cookie_needed_echo": (
-                Factory.forProtocol(lambda: CookieReporter(cookies)),
-                {"jsessionid": True},
-            ),
-        }
+        extra = _extraServices(cookies)
         for name, (factory, options) in extra.items():
             root.putChild(
                 name.encode("ascii"),
@@ -405,3 +432,89 @@ def _classes() -> dict[str, type]:
 
 
 globals().update(_classes())
+
+
+class _MemoryServer:
+    """
+    Our server in memory: the same services on a L{MemoryReactorClock}, reached through
+    L{tests._harness.MemoryNetwork} (iosim), the client on the same clock.  Each test's
+    coroutine is driven by moving the bytes and the clock until it is done.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        root = testServices(self.reactor)
+        cookies: list[str] = []
+        for name, (factory, options) in _extraServices(cookies).items():
+            root.putChild(
+                name.encode("ascii"),
+                SockJSResource(factory, reactor=self.reactor, prefix="/" + name, **options),
+            )
+        site = CookieRecordingSite(root, cookies, reactor=self.reactor)
+        self.network = MemoryNetwork(site)
+        self.base = "http://127.0.0.1:8081"
+
+    def connectOptions(self) -> dict[str, Any]:
+        return {"endpointFactory": self.network}
+
+    def drive(self, d: Deferred[Any]) -> Any:
+        """
+        Move bytes, then time (10 ms at a time), until C{d} has a result; return it.
+        """
+        results: list[Any] = []
+        d.addBoth(results.append)
+        for _ in range(100_000):
+            if results:
+                break
+            self.network.flush()
+            self.reactor.advance(0)
+            self.network.flush()
+            if not results:
+                self.reactor.advance(0.01)
+        self.assertEqual(len(results), 1, "still running after 1,000 s of the clock")  # type: ignore[attr-defined]
+        if isinstance(results[0], Failure):
+            results[0].raiseException()
+        return results[0]
+
+    def addCleanup(self, f: Callable[..., Any], *args: Any) -> None:
+        def driven() -> None:
+            result = f(*args)
+            if isinstance(result, Deferred):
+                self.drive(result)
+
+        super().addCleanup(driven)  # type: ignore[misc]
+
+
+def _driven(method: Callable[[Any], Any]) -> Callable[[Any], None]:
+    def test(self: Any) -> None:
+        self.drive(Deferred.fromCoroutine(method(self)))
+
+    test.__name__ = method.__name__
+    test.__doc__ = method.__doc__
+    test.todo = getattr(method, "todo", None)  # type: ignore[attr-defined]
+    return test
+
+
+def _memoryClasses() -> dict[str, type]:
+    classes: dict[str, type] = {}
+    bases = [(_ClientAgainstServer, TRANSPORTS), (_Fallback, [None])]
+    for base, transports in bases:
+        for transportName in transports:
+            if transportName is None:
+                name = "MemoryFallbackTests"
+                attrs: dict[str, Any] = {}
+            else:
+                suffix = "".join(part.title() for part in transportName.split("-"))
+                name = f"Memory{suffix}Tests"
+                attrs = {"transportName": transportName}
+            for attr in dir(base):
+                if attr.startswith("test_"):
+                    attrs[attr] = _driven(getattr(base, attr))
+            if "test_loneSurrogates" in attrs:
+                attrs["test_loneSurrogates"].todo = _ownLoneSurrogates.todo  # type: ignore[attr-defined]
+            attrs["__module__"] = __name__
+            classes[name] = type(name, (_MemoryServer, base, SynchronousTestCase), attrs)
+    return classes
+
+
+globals().update(_memoryClasses())
