@@ -6,26 +6,40 @@ loopback port, over every transport the client speaks; and the client's rules in
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectError, ConnectionDone
+from twisted.internet import ssl
+from twisted.internet.defer import CancelledError, Deferred, fail
+from twisted.internet.error import ConnectError, ConnectionDone, ConnectionRefusedError
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestCase
+from twisted.web.client import URI
+from twisted.web.iweb import IAgentEndpointFactory, IPolicyForHTTPS
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+from zope.interface import implementer
 
 from sockjs_twisted import SockJSResource
-from sockjs_twisted.client import TRANSPORTS, SockJSClientTransport, connectSockJS
+from sockjs_twisted.client import (
+    CLOSED,
+    TRANSPORTS,
+    NoProtocol,
+    SessionRefused,
+    SockJSClientTransport,
+    connectSockJS,
+)
 from sockjs_twisted.testserver import EchoFactory, testServices
 
 from ._harness import MemoryNetwork
@@ -518,3 +532,386 @@ def _memoryClasses() -> dict[str, type]:
 
 
 globals().update(_memoryClasses())
+
+
+@implementer(IAgentEndpointFactory)
+class RecordingEndpoints:
+    """
+    Passes connections on to a L{MemoryNetwork}, recording their paths; refuses those
+    whose path ends with one of C{refuse} (a proxy that blocks websockets, say).
+    """
+
+    def __init__(self, network: MemoryNetwork, refuse: tuple[str, ...] = ()) -> None:
+        self._network = network
+        self._refuse = refuse
+        self.paths: list[str] = []
+
+    def endpointForURI(self, uri: URI) -> Any:
+        path = uri.path.decode("ascii")
+        self.paths.append(path)
+        if path.endswith(self._refuse):
+            return _Refusing()
+        return self._network.endpointForURI(uri)
+
+
+class _Refusing:
+    def connect(self, factory: Any) -> Deferred[Any]:
+        return fail(ConnectionRefusedError("no websockets here"))
+
+
+class Pauser(Recorder):
+    """
+    Pauses its transport at the first message.
+    """
+
+    def dataReceived(self, data: bytes) -> None:
+        super().dataReceived(data)
+        if len(self.messages) == 1:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    A streaming producer that records what its consumer asks of it.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
+
+
+class Refusing(Factory):
+    """
+    Builds no protocol: the server refuses each session.
+    """
+
+    def buildProtocol(self, addr: Any) -> None:  # type: ignore[override]
+        return None
+
+
+class ClientRulesTests(_MemoryServer, SynchronousTestCase):
+    """
+    The client's own rules, in memory: fallback, refusals, flow control both ways.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()
+        root = self.network.site.resource
+        root.putChild(
+            b"refuse",
+            SockJSResource(Refusing(), reactor=self.reactor),
+        )
+
+    def open(
+        self, service: str = "echo", protocol: Optional[Recorder] = None, **kw: Any
+    ) -> Recorder:
+        protocol = protocol or Recorder()
+        kw.setdefault("endpointFactory", self.network)
+        self.drive(
+            connectSockJS(
+                self.reactor, f"{self.base}/{service}", Factory.forProtocol(lambda: protocol), **kw
+            )
+        )
+        return protocol
+
+    def close(self, protocol: Recorder) -> None:
+        protocol.transport.loseConnection()  # type: ignore[union-attr]
+        self.drive(protocol.lost)
+        self.assertEqual(len(protocol.reasons), 1)
+
+    def test_fallbackInOrder(self) -> None:
+        """A transport that cannot connect is followed by the next one in the order given."""
+        endpoints = RecordingEndpoints(self.network, refuse=("/websocket",))
+        protocol = self.open(
+            endpointFactory=endpoints, transports=["websocket", "xhr-polling", "xhr-streaming"]
+        )
+        transport = protocol.transport
+        assert isinstance(transport, SockJSClientTransport)
+        self.assertEqual(transport.transportName, "xhr-polling")
+        self.assertEqual(endpoints.paths[0], "/echo/info")
+        self.assertTrue(endpoints.paths[1].endswith("/websocket"))
+        self.assertTrue(endpoints.paths[2].endswith("/xhr"))
+        self.close(protocol)
+
+    def test_noTransportLeft(self) -> None:
+        """When every transport fails, ConnectError names each failure."""
+        endpoints = RecordingEndpoints(self.network, refuse=("/websocket",))
+        d = connectSockJS(
+            self.reactor,
+            f"{self.base}/disabled_websocket_echo",
+            Factory.forProtocol(Recorder),
+            ["websocket"],
+            endpointFactory=endpoints,
+        )
+        with self.assertRaises(ConnectError) as e:
+            self.drive(d)
+        self.assertIn("websocket: disabled by /info", str(e.exception))
+        self.assertEqual(endpoints.paths, ["/disabled_websocket_echo/info"])
+
+    def test_refusedNoFallback(self) -> None:
+        """A session closed before it opened (c before o) ends the attempt: no other transport is tried."""
+        endpoints = RecordingEndpoints(self.network)
+        d = connectSockJS(
+            self.reactor,
+            f"{self.base}/refuse",
+            Factory.forProtocol(Recorder),
+            endpointFactory=endpoints,
+        )
+        with self.assertRaises(SessionRefused) as e:
+            self.drive(d)
+        self.assertEqual(e.exception.code, 3000)
+        self.assertEqual(len(endpoints.paths), 2)
+
+    def test_factoryBuildsNothing(self) -> None:
+        """A client factory that builds no protocol fails the connect with NoProtocol, tries nothing else, and is stopped."""
+        started: list[str] = []
+
+        class Nothing(Factory):
+            def doStart(self) -> None:
+                started.append("start")
+
+            def doStop(self) -> None:
+                started.append("stop")
+
+            def buildProtocol(self, addr: Any) -> None:  # type: ignore[override]
+                return None
+
+        endpoints = RecordingEndpoints(self.network)
+        d = connectSockJS(self.reactor, f"{self.base}/echo", Nothing(), endpointFactory=endpoints)
+        with self.assertRaises(NoProtocol):
+            self.drive(d)
+        self.assertEqual(len(endpoints.paths), 2)
+        self.assertEqual(started, ["start", "stop"])
+
+    def test_factoryStartedAndStopped(self) -> None:
+        """The client factory gets doStart before the connect and doStop after connectionLost."""
+        events: list[str] = []
+        protocol = Recorder()
+
+        class Tracking(Factory):
+            def doStart(self) -> None:
+                events.append("start")
+
+            def doStop(self) -> None:
+                events.append("stop")
+
+            def buildProtocol(self, addr: Any) -> Recorder:
+                events.append("build")
+                return protocol
+
+        self.drive(
+            connectSockJS(
+                self.reactor, f"{self.base}/echo", Tracking(), endpointFactory=self.network
+            )
+        )
+        self.assertEqual(events, ["start", "build"])
+        self.close(protocol)
+        self.assertEqual(events, ["start", "build", "stop"])
+
+    def test_cancel(self) -> None:
+        """Cancelling the connect before the session opens fails it with CancelledError; no protocol is built."""
+        built: list[Any] = []
+        d = connectSockJS(
+            self.reactor,
+            f"{self.base}/echo",
+            Factory.forProtocol(lambda: built.append(1)),  # type: ignore[arg-type,func-returns-value]
+            endpointFactory=self.network,
+        )
+        d.cancel()
+        with self.assertRaises(CancelledError):
+            self.drive(d)
+        self.assertEqual(built, [])
+
+    def test_pauseIncomingEcho(self) -> None:
+        """Messages that arrive while paused wait, and come in order on resume."""
+        for transportName in TRANSPORTS:
+            protocol = self.open(protocol=Pauser(), transports=[transportName])
+            transport = protocol.transport
+            assert isinstance(transport, SockJSClientTransport)
+            for i in range(5):
+                transport.write(b"%d" % i)
+            for _ in range(10):
+                self.reactor.advance(0.01)
+                self.network.flush()
+            self.assertEqual(protocol.messages, [b"0"], transportName)
+            transport.resumeProducing()
+            self.assertEqual(
+                self.drive(protocol.messagesArrived(5)), [b"%d" % i for i in range(5)]
+            )
+            self.close(protocol)
+
+    def test_streamingProducer(self) -> None:
+        """A streaming producer is paused while an xhr_send is under way with more queued, and resumed once it went."""
+        protocol = self.open(transports=["xhr-polling"])
+        transport = protocol.transport
+        assert isinstance(transport, SockJSClientTransport)
+        producer = RecordingProducer()
+        transport.registerProducer(producer, True)
+        transport.write(b"one")
+        self.reactor.advance(0)  # the first xhr_send leaves
+        transport.write(b"two")
+        self.reactor.advance(0)  # queued behind it
+        self.assertEqual(producer.events, ["pause"])
+        self.drive(protocol.messagesArrived(2))
+        self.assertEqual(producer.events, ["pause", "resume"])
+        transport.unregisterProducer()
+        self.close(protocol)
+        self.assertEqual(producer.events, ["pause", "resume"])
+
+    def test_pullProducer(self) -> None:
+        """A pull producer (FileSender) is asked for more once what it wrote was sent: each chunk is one message."""
+        for transportName in TRANSPORTS:
+            protocol = self.open(transports=[transportName])
+            transport = protocol.transport
+            data = bytes(ord("a") + i % 26 for i in range(3 * FileSender.CHUNK_SIZE + 5))
+            done = FileSender().beginFileTransfer(io.BytesIO(data), transport)
+            self.drive(done)
+            received = self.drive(protocol.messagesArrived(4))
+            self.assertEqual(b"".join(received), data, transportName)
+            self.close(protocol)
+
+    def test_exactlyOneConnectionLost(self) -> None:
+        """loseConnection, abortConnection and a server close after one another: one connectionLost."""
+        for transportName in TRANSPORTS:
+            protocol = self.open("closewith", transports=[transportName])
+            transport = protocol.transport
+            assert isinstance(transport, SockJSClientTransport)
+            transport.write(b"4001 bye")
+            self.reactor.advance(0)
+            transport.loseConnection()
+            transport.abortConnection()
+            transport.loseConnection()
+            self.drive(protocol.lost)
+            for _ in range(10):
+                self.reactor.advance(1)
+                self.network.flush()
+            self.assertEqual(len(protocol.reasons), 1, transportName)
+            self.assertEqual(transport.readyState, CLOSED)
+
+
+def _selfSigned(hostname: str) -> tuple[bytes, bytes]:
+    """
+    A new key and a self-signed certificate for C{hostname} (PEM), with the
+    subjectAltName that hostname verification reads.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(hostname)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    keyPEM = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return keyPEM, cert.public_bytes(serialization.Encoding.PEM)
+
+
+class TrackingSite(Site):
+    """
+    A Site that knows its open connections (C{protocols}), without wrapping them (a
+    websocket under TLS must see the TLS transport itself).
+    """
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.protocols: set[Any] = set()
+
+    def buildProtocol(self, addr: Any) -> Any:
+        channel = super().buildProtocol(addr)
+        lost = channel.connectionLost
+        self.protocols.add(channel)
+
+        def connectionLost(reason: Failure) -> None:
+            self.protocols.discard(channel)
+            lost(reason)
+
+        channel.connectionLost = connectionLost
+        return channel
+
+
+@implementer(IPolicyForHTTPS)
+class TrustOnly:
+    """
+    Trusts one certificate, for every host, and checks the hostname against it.
+    """
+
+    def __init__(self, certificate: ssl.Certificate) -> None:
+        self._certificate = certificate
+
+    def creatorForNetloc(self, hostname: bytes, port: int) -> Any:
+        return ssl.optionsForClientTLS(hostname.decode("ascii"), trustRoot=self._certificate)
+
+
+class TLSTests(_OwnServer, TestCase):
+    """
+    https and wss: the client checks the server's certificate with the policy given.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        from twisted.internet import reactor
+
+        keyPEM, certPEM = _selfSigned("localhost")
+        self.certificate = ssl.Certificate.loadPEM(certPEM)
+        serverOptions = ssl.PrivateCertificate.loadPEM(keyPEM + certPEM).options()
+        self.reactor = reactor
+        self.clock = TrackingClock(reactor)
+        root = testServices(self.clock)
+        self.connections = TrackingSite(root, reactor=reactor)
+        self.port = reactor.listenSSL(0, self.connections, serverOptions, interface="127.0.0.1")
+        self.base = f"https://localhost:{self.port.getHost().port}"
+        self.addCleanup(lambda: Deferred.fromCoroutine(self._stopServer()))
+
+    async def test_everyTransport(self) -> None:
+        """Over https (and wss for the websocket) each transport echoes."""
+        for transportName in TRANSPORTS:
+            protocol = Recorder()
+            await connectSockJS(
+                self.reactor,
+                f"{self.base}/echo",
+                Factory.forProtocol(lambda protocol=protocol: protocol),
+                [transportName],
+                tlsPolicy=TrustOnly(self.certificate),
+            )
+            transport = protocol.transport
+            assert isinstance(transport, SockJSClientTransport)
+            self.assertTrue(transport.url.startswith("https://localhost:"))
+            transport.write("h\u00e9llo".encode())
+            self.assertEqual(await protocol.messagesArrived(1), ["h\u00e9llo".encode()])
+            transport.loseConnection()
+            await protocol.lost
+
+    async def test_untrusted(self) -> None:
+        """A certificate the policy does not trust fails the connect."""
+        with self.assertRaises(ConnectError):
+            await connectSockJS(
+                self.reactor, f"{self.base}/echo", Factory.forProtocol(Recorder), ["websocket"]
+            )

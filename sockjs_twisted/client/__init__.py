@@ -13,7 +13,15 @@ to the next as sockjs-client does, over http and https (ws and wss)::
 
 from ._connect import TRANSPORTS, SockJSClient, connectSockJS
 from ._frames import Close, FrameError, Heartbeat, Messages, Open, decodeFrame
-from ._transport import CLOSED, CLOSING, CONNECTING, OPEN, SessionRefused, SockJSClientTransport
+from ._transport import (
+    CLOSED,
+    CLOSING,
+    CONNECTING,
+    OPEN,
+    NoProtocol,
+    SessionRefused,
+    SockJSClientTransport,
+)
 
 __all__ = [
     "CLOSED",
@@ -25,6 +33,7 @@ __all__ = [
     "FrameError",
     "Heartbeat",
     "Messages",
+    "NoProtocol",
     "Open",
     "SessionRefused",
     "SockJSClient",

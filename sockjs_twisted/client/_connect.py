@@ -31,7 +31,7 @@ from twisted.web.iweb import IAgent, IAgentEndpointFactory, IPolicyForHTTPS, IRe
 from zope.interface import implementer
 
 from ._http import HTTPLink, statusError
-from ._transport import SessionRefused, SockJSClientTransport, isUserCode
+from ._transport import NoProtocol, SessionRefused, SockJSClientTransport, isUserCode
 from ._websocket import WebSocketLink
 
 __all__ = ["TRANSPORTS", "SockJSClient", "connectSockJS"]
@@ -265,7 +265,7 @@ class _Connection:
         self._step = None
         if self._cancelled:
             return
-        if reason.check(CancelledError):
+        if reason.check(CancelledError, NoProtocol):
             reason.raiseException()
         refused = reason.check(SessionRefused)
         if refused is not None and isUserCode(reason.value.code):  # type: ignore[attr-defined]

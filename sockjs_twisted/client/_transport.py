@@ -62,6 +62,13 @@ class SessionRefused(ConnectError):
         self.reason = reason
 
 
+class NoProtocol(ConnectError):
+    """
+    The factory built no protocol for the session (its C{buildProtocol} returned
+    C{None}, or raised).
+    """
+
+
 class ILink(Interface):
     """
     What carries one session's frames: a websocket, or HTTP requests.  Private.
@@ -446,7 +453,7 @@ class SockJSClientTransport:
     def _connectFailure(self, reason: Failure) -> Failure:
         if self.closeCode is not None:
             return Failure(SessionRefused(self.closeCode, self.closeReason or ""))
-        if isinstance(self._error, CancelledError):
+        if isinstance(self._error, (CancelledError, NoProtocol)):
             return Failure(self._error)
         if self._error is not None:
             return Failure(ConnectError(string=str(self._error)))
@@ -463,7 +470,7 @@ class SockJSClientTransport:
             self.log.failure("The factory's buildProtocol raised")
             protocol = None
         if protocol is None:
-            self._error = ConnectionLost("the factory built no protocol")
+            self._error = NoProtocol(string="the factory built no protocol")
             self.connected = False
             self._stop()
             self._link.abortConnection()
