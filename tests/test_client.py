@@ -14,12 +14,13 @@ import signal
 import subprocess
 from typing import Any, Callable, Optional
 
+from treq.testing import RequestTraversalAgent
 from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionRefusedError
 from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import deferLater
+from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.protocols.basic import FileSender
 from twisted.protocols.policies import WrappingFactory
@@ -915,3 +916,44 @@ class TLSTests(_OwnServer, TestCase):
             await connectSockJS(
                 self.reactor, f"{self.base}/echo", Factory.forProtocol(Recorder), ["websocket"]
             )
+
+
+class RequestTraversalAgentTests(SynchronousTestCase):
+    """
+    The in-memory pattern of docs/testing.rst: the client through treq's
+    RequestTraversalAgent, on a clock.
+    """
+
+    def setUp(self) -> None:
+        self.clock = Clock()
+        root = Resource()
+        root.putChild(b"echo", SockJSResource(EchoFactory(), reactor=self.clock))
+        self.agent = RequestTraversalAgent(root)
+
+    def turn(self) -> None:
+        self.agent.flush()
+        self.clock.advance(0)
+        self.agent.flush()
+
+    def test_echo(self) -> None:
+        """Over RequestTraversalAgent each HTTP transport opens, echoes and closes, leaving no timer."""
+        for transportName in ["xhr-streaming", "xhr-polling"]:
+            client = Recorder()
+            d = connectSockJS(
+                self.clock,
+                "http://127.0.0.1/echo",
+                Factory.forProtocol(lambda client=client: client),
+                [transportName],
+                agent=self.agent,
+            )
+            self.turn()
+            self.assertIs(self.successResultOf(d), client)
+            client.transport.write(b"hello")  # type: ignore[union-attr]
+            self.turn()
+            self.turn()
+            self.assertEqual(client.messages, [b"hello"], transportName)
+            client.transport.loseConnection()  # type: ignore[union-attr]
+            self.turn()
+            self.assertEqual(len(client.reasons), 1)
+            self.clock.advance(5)
+            self.assertEqual(self.clock.getDelayedCalls(), [])

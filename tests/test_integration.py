@@ -349,3 +349,30 @@ class IncomingFlowControlTests(TestCase):
         self.assertIn(socket, reactor.getReaders())
         client.transport.loseConnection()
         await client.lost
+
+
+class ClientExampleTests(SynchronousTestCase):
+    """
+    The client example of docs/client.rst against `twistd sockjs`.
+    """
+
+    def test_echoClient(self) -> None:
+        """examples/client/echo_client.py echoes through the server over each transport, and by default picks the websocket."""
+        server = Server()
+        self.addCleanup(server.stop)
+        url = f"http://127.0.0.1:{server.port}/echo"
+        for transports in [[], *[[name] for name in TRANSPORTS]]:
+            flags = [arg for name in transports for arg in ("--transport", name)]
+            result = subprocess.run(
+                [sys.executable, "-m", "examples.client.echo_client", url, "hello", "w\u00f6rld"]
+                + flags,
+                cwd=ROOT,
+                env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+            )
+            output = result.stdout.decode("utf-8", "replace")
+            self.assertEqual(result.returncode, 0, output)
+            expected = (transports or ["websocket"])[0]
+            self.assertEqual(output.splitlines(), [expected, "hello", "w\u00f6rld"], output)
