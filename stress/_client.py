@@ -4,7 +4,11 @@ SockJS clients over plain sockets.
 
 The clients are deliberately plain: a socket whose receive buffer the caller sizes before
 connecting, one C{recv} per L{SockJSConnection.events} call, nothing read behind the
-caller's back.  A stress script decides exactly when (and whether) a client reads.
+caller's back.  A stress script decides exactly when (and whether) a client reads, and
+counts the bytes that crossed the socket.  That is why they are not
+L{sockjs_twisted.client} (a reactor reads whenever data is there, and it speaks neither
+eventsource nor a bare C{xhr} receiver); the SockJS frames are decoded by the client's
+decoder all the same.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import time
 import uuid
 from collections import deque
 from typing import Any, Optional
+
+from sockjs_twisted.client import Close, FrameError, Heartbeat, Messages, Open, decodeFrame
 
 __all__ = [
     "HOST",
@@ -465,15 +471,21 @@ Event = tuple[str, Any]
 def parseFrame(frame: str) -> list[Event]:
     """
     One SockJS frame as events: C{("o", None)}, C{("h", None)}, C{("m", message)} for each
-    message of an C{a} frame, C{("c", [code, reason])}.
+    message of an C{a} frame, C{("c", [code, reason])}.  The decoding is the client's
+    (L{sockjs_twisted.client.decodeFrame}), the one frame parser of the code base.
     """
-    if frame in ("o", "h"):
-        return [(frame, None)]
-    if frame.startswith("a["):
-        return [("m", message) for message in json.loads(frame[1:])]
-    if frame.startswith("c["):
-        return [("c", json.loads(frame[1:]))]
-    raise ProtocolError(f"not a SockJS frame: {frame[:100]!r}")
+    try:
+        decoded = decodeFrame(frame)
+    except FrameError:
+        raise ProtocolError(f"not a SockJS frame: {frame[:100]!r}") from None
+    if isinstance(decoded, Open):
+        return [("o", None)]
+    if isinstance(decoded, Heartbeat):
+        return [("h", None)]
+    if isinstance(decoded, Messages):
+        return [("m", message) for message in decoded.messages]
+    assert isinstance(decoded, Close)
+    return [("c", [decoded.code, decoded.reason])]
 
 
 class SockJSConnection:
