@@ -19,9 +19,10 @@ from typing import Any, Optional
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketClientProtocol
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IProtocol, IProtocolFactory, IPushProducer
-from twisted.internet.protocol import Protocol
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 from twisted.test import iosim
@@ -138,12 +139,132 @@ class MemoryNetwork:
             self.links = [link for link in self.links if not link.closed]
 
 
+class LoopbackLink:
+    """
+    One real TCP connection over 127.0.0.1 between a client protocol and the site.
+    """
+
+    def __init__(self, client: IProtocol) -> None:
+        self.client = client
+        self.clientTransport: Any = None
+        self.clientLost = False
+        self.serverTransport: Any = None
+
+    @property
+    def closed(self) -> bool:
+        return self.clientLost
+
+    def abort(self, reason: str = "client went away") -> None:
+        if self.clientTransport is not None:
+            self.clientTransport.abortConnection()
+
+
+def _counting(protocol: Any, network: LoopbackNetwork, link: Optional[LoopbackLink]) -> None:
+    """
+    Make C{protocol} tell C{network} of each read and of its end (C{link}'s, if given).
+    """
+    dataReceived, connectionLost, makeConnection = (
+        protocol.dataReceived,
+        protocol.connectionLost,
+        protocol.makeConnection,
+    )
+
+    def countedData(data: bytes) -> None:
+        network.events += 1
+        dataReceived(data)
+
+    def countedLost(reason: Failure) -> None:
+        network.events += 1
+        if link is not None:
+            link.clientLost = True
+        connectionLost(reason)
+
+    def countedMade(transport: Any) -> None:
+        network.events += 1
+        if link is not None:
+            link.clientTransport = transport
+        makeConnection(transport)
+
+    protocol.dataReceived = countedData
+    protocol.connectionLost = countedLost
+    protocol.makeConnection = countedMade
+
+
+class _CountingServer(Factory):
+    def __init__(self, site: Site, network: LoopbackNetwork) -> None:
+        self._site = site
+        self._network = network
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = self._site.buildProtocol(addr)
+        _counting(protocol, self._network, None)
+        return protocol
+
+
+@implementer(IAgentEndpointFactory)
+class LoopbackNetwork:
+    """
+    The same as L{MemoryNetwork}, over real sockets on 127.0.0.1: the site listens on the
+    global reactor (its timers stay on its own clock); L{flush} runs the reactor until
+    nothing has moved for a few iterations.
+    """
+
+    def __init__(self, site: Site) -> None:
+        from twisted.internet import reactor
+
+        self.site = site
+        self.reactor: Any = reactor
+        self.events = 0
+        self.links: list[LoopbackLink] = []
+        self.port = reactor.listenTCP(0, _CountingServer(site, self), interface="127.0.0.1")
+
+    def connect(self, client: IProtocol, owner: Optional[Connection] = None) -> LoopbackLink:
+        """
+        Connect C{client} to the site, and wait until it is connected.
+        """
+        link = LoopbackLink(client)
+        _counting(client, self, link)
+        self.links.append(link)
+        endpoint = TCP4ClientEndpoint(self.reactor, "127.0.0.1", self.port.getHost().port)
+        connectProtocol(endpoint, client)
+        for _ in range(1000):
+            if link.clientTransport is not None:
+                break
+            self.reactor.iterate(0.005)
+        assert link.clientTransport is not None, "no connection"
+        return link
+
+    def endpointForURI(self, uri: URI) -> _MemoryEndpoint:
+        return _MemoryEndpoint(self, None)
+
+    def flush(self) -> None:
+        quiet = 0
+        while quiet < 4:
+            before = self.events
+            self.reactor.iterate(0.005)
+            quiet = quiet + 1 if self.events == before else 0
+
+    def close(self) -> None:
+        """
+        Drop every connection, stop listening.
+        """
+        for link in self.links:
+            if not link.closed:
+                link.abort()
+        self.flush()
+        d = self.port.stopListening()
+        for _ in range(1000):
+            if d.called:
+                break
+            self.reactor.iterate(0.005)
+
+
 class _MemoryEndpoint:
     """
     Connects a client factory's protocol to the site; remembers the link for its owner.
     """
 
-    def __init__(self, network: MemoryNetwork, owner: Optional[Connection]) -> None:
+    def __init__(self, network: Any, owner: Optional[Connection]) -> None:
         self._network = network
         self._owner = owner
 
@@ -158,7 +279,7 @@ class _MemoryEndpoint:
 
 @implementer(IAgentEndpointFactory)
 class _OwnedEndpoints:
-    def __init__(self, network: MemoryNetwork, owner: Connection) -> None:
+    def __init__(self, network: Any, owner: Connection) -> None:
         self._network = network
         self._owner = owner
 
@@ -502,15 +623,27 @@ class HTTPClient:
         root: Optional[Resource] = None,
         clock: Optional[MemoryReactorClock] = None,
         site: Optional[Site] = None,
+        loopback: bool = False,
     ) -> None:
+        """
+        :param loopback: Real sockets on 127.0.0.1 instead of memory (L{close} them).
+        """
         self.clock = clock or MemoryReactorClock()
         if site is None:
             assert root is not None
             site = SockJSSite(root, reactor=self.clock)
         self.site = site
         self.site.startFactory()
-        self.network = MemoryNetwork(site)
+        self.network: Any = LoopbackNetwork(site) if loopback else MemoryNetwork(site)
         self.connections: list[Connection] = []
+
+    def close(self) -> None:
+        """
+        Drop every connection (and stop listening, over real sockets).
+        """
+        close = getattr(self.network, "close", None)
+        if close is not None:
+            close()
 
     def connect(self) -> Connection:
         """

@@ -1724,3 +1724,47 @@ class OptionsOnRequestsTests(SynchronousTestCase):
         for r in responses:
             cors = [name for name in r.headers if name.startswith("access-control-allow")]
             self.assertEqual(cors, ["access-control-allow-methods"] if r is responses[-1] else [])
+
+
+# The same rules over real sockets
+# --------------------------------
+
+
+class _OverLoopback:
+    """
+    The tests of a class above, with the same clients over real sockets on 127.0.0.1
+    instead of memory: the two agree.
+    """
+
+    def setUp(self) -> None:
+        super().setUp()  # type: ignore[misc]
+        self.client = HTTPClient(self.root, self.clock, loopback=True)
+        self.addCleanup(self.client.close)  # type: ignore[attr-defined]
+
+
+def _overLoopback() -> dict[str, type]:
+    classes: dict[str, type] = {}
+    for cls in [
+        ProtocolTests,
+        SessionURLsTests,
+        WebsocketTests,
+        XhrPollingTests,
+        XhrStreamingTests,
+        EventSourceTests,
+        HtmlFileTests,
+        JsonPollingTests,
+        JsessionidCookieTests,
+        RawWebsocketTests,
+        JSONEncodingTests,
+        HandlingCloseTests,
+        Http10Tests,
+        Http11Tests,
+    ]:
+        name = "Loopback" + cls.__name__
+        # hixie-76 is skipped in memory already: not a second time.
+        attrs = {"__module__": __name__, "test_haproxy": None}
+        classes[name] = type(name, (_OverLoopback, cls), attrs)
+    return classes
+
+
+globals().update(_overLoopback())
