@@ -1761,9 +1761,7 @@ def _overLoopback() -> dict[str, type]:
         Http11Tests,
     ]:
         name = "Loopback" + cls.__name__
-        # hixie-76 is skipped in memory already: not a second time.
-        attrs = {"__module__": __name__, "test_haproxy": None}
-        classes[name] = type(name, (_OverLoopback, cls), attrs)
+        classes[name] = type(name, (_OverLoopback, cls), {"__module__": __name__})
     return classes
 
 
