@@ -820,7 +820,11 @@ class WebSocket:
         self.pump()
 
     def sendClose(self, code: int = 1000, reason: str = "") -> None:
-        self.protocol.sendClose(code, reason or None)
+        """
+        Send a close frame with C{code} and C{reason}, any code (Autobahn's own
+        C{sendClose} takes only 1000 and 3000-4999).
+        """
+        self.protocol.sendCloseFrame(code, reason.encode("utf-8") or None)
         self.pump()
 
     def pump(self) -> None:
