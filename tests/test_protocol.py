@@ -1761,7 +1761,14 @@ def _overLoopback() -> dict[str, type]:
         Http11Tests,
     ]:
         name = "Loopback" + cls.__name__
-        classes[name] = type(name, (_OverLoopback, cls), {"__module__": __name__})
+        # The tests themselves, but for skipped ones: their skip is reported once.
+        attrs: dict[str, Any] = {
+            key: value
+            for key, value in vars(cls).items()
+            if not key.startswith("__") and not getattr(value, "skip", None)
+        }
+        attrs["__module__"] = __name__
+        classes[name] = type(name, (_OverLoopback, _ProtocolTestCase), attrs)
     return classes
 
 
