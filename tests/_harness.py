@@ -53,6 +53,22 @@ class ServerTransport(iosim.FakeTransport):  # type: ignore[misc]
     read and drop (L{value}, L{clear}) as on a L{StringTransport}.
     """
 
+    producerState = "producing"
+
+    def pauseProducing(self) -> None:
+        """
+        The server stops reading (recorded in C{producerState}, as on a
+        L{StringTransport}; the network does not hold bytes back).
+        """
+        self.producerState = "paused"
+
+    def resumeProducing(self) -> None:
+        self.producerState = "producing"
+
+    def stopProducing(self) -> None:
+        self.producerState = "stopped"
+        super().stopProducing()
+
     def value(self) -> bytes:
         """
         What the server wrote and the network has not delivered yet.

@@ -414,28 +414,16 @@ class _OwnServer:
         await self.port.stopListening()
 
 
-async def _ownLoneSurrogates(self: Any) -> None:
-    await _ClientAgainstServer.test_loneSurrogates(self)
-
-
-_ownLoneSurrogates.__doc__ = _ClientAgainstServer.test_loneSurrogates.__doc__
-_ownLoneSurrogates.todo = (  # type: ignore[attr-defined]
-    "issue 10 item 1: our server refuses lone surrogates as broken JSON"
-)
-
-
 def _classes() -> dict[str, type]:
     classes: dict[str, type] = {}
     for serverName, server in [("Node", _NodeServer), ("Own", _OwnServer)]:
         for transportName in TRANSPORTS:
             suffix = "".join(part.title() for part in transportName.split("-"))
             name = f"{serverName}{suffix}Tests"
-            extra = {"test_loneSurrogates": _ownLoneSurrogates} if serverName == "Own" else {}
             classes[name] = type(
                 name,
                 (server, _ClientAgainstServer, TestCase),
                 {
-                    **extra,
                     "transportName": transportName,
                     "heartbeatFrames": serverName == "Own" or transportName != "websocket",
                     "__module__": __name__,
@@ -506,7 +494,6 @@ def _driven(method: Callable[[Any], Any]) -> Callable[[Any], None]:
 
     test.__name__ = method.__name__
     test.__doc__ = method.__doc__
-    test.todo = getattr(method, "todo", None)  # type: ignore[attr-defined]
     return test
 
 
@@ -525,8 +512,6 @@ def _memoryClasses() -> dict[str, type]:
             for attr in dir(base):
                 if attr.startswith("test_"):
                     attrs[attr] = _driven(getattr(base, attr))
-            if "test_loneSurrogates" in attrs:
-                attrs["test_loneSurrogates"].todo = _ownLoneSurrogates.todo  # type: ignore[attr-defined]
             attrs["__module__"] = __name__
             classes[name] = type(name, (_MemoryServer, base, SynchronousTestCase), attrs)
     return classes

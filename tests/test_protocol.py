@@ -1527,19 +1527,12 @@ class IncomingFlowControlTests(_ProtocolTestCase):
         self.clock = self.client.clock
         self.root = self.client.site.resource
 
-    def beginSend(self, url: str, body: bytes, form: bool = False) -> Connection:
+    def beginSend(self, url: str, body: bytes, form: bool = False) -> Pending:
         """
-        POST C{body} on a new connection whose answer may wait.
+        POST C{body} from a new client whose answer may wait.
         """
-        connection = self.client.connect()
-        contentType = "Content-Type: application/x-www-form-urlencoded\r\n" if form else ""
-        head = (
-            f"POST {url} HTTP/1.1\r\nHost: 127.0.0.1:8081\r\n{contentType}"
-            f"Content-Length: {len(body)}\r\n\r\n"
-        )
-        connection._expectNoBody.append(False)
-        connection.send(head.encode("ascii") + body)
-        return connection
+        headers = {"Content-Type": "application/x-www-form-urlencoded"} if form else None
+        return self.client.connect().begin("POST", url, body, headers)
 
     def test_xhrSendWaits(self) -> None:
         """While the protocol is paused, the answer to xhr_send waits; on resume the rest is delivered in order and 204 comes."""
@@ -1675,6 +1668,7 @@ class AbortTests(_ProtocolTestCase):
         self.assertEqual(ws.closeCode, 1011)
         ws.sendClose()
         self.assertAllSessionsGone()
+
 
 class OptionsOnRequestsTests(SynchronousTestCase):
     """
