@@ -323,7 +323,7 @@ class BackpressureTests(MultiplexTestCase):
 
     def mux_paused(self) -> bool:
         protocol: Any = self.session._protocol
-        return bool(protocol._paused)
+        return bool(protocol._outgoingPaused)
 
     def test_producersFollowTheSession(self) -> None:
         """Every channel's streaming producer pauses with the session's queue, resumes after."""
