@@ -8,10 +8,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
 from twisted.internet.interfaces import IPushProducer
+from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.protocols.basic import LineReceiver
+from twisted.protocols.portforward import ProxyFactory, ProxyServer
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
@@ -19,7 +26,12 @@ from zope.interface.verify import verifyObject
 from sockjs_twisted._options import SockJSOptions
 from sockjs_twisted._registry import SessionRegistry
 from sockjs_twisted.interfaces import ISockJSTransport
-from sockjs_twisted.multiplex import ChannelTransport, MultiplexFactory, jsEscape
+from sockjs_twisted.multiplex import (
+    ChannelTransport,
+    MultiplexFactory,
+    MultiplexProtocol,
+    jsEscape,
+)
 from sockjs_twisted.testserver import EchoFactory
 
 from ._fakes import RecordingFactory, RecordingProtocol, RecordingSink, info
@@ -39,6 +51,26 @@ class RecordingProducer:
 
     def stopProducing(self) -> None:
         self.events.append("stop")
+
+
+def scheduled(clock: Clock) -> list[str]:
+    """
+    What C{clock} will call: a session keeps its heartbeat; a channel's delivery of held
+    messages shows as C{_drainHeld}.
+    """
+    return sorted(call.func.__name__ for call in clock.getDelayedCalls())  # type: ignore[attr-defined]
+
+
+def writeUntil(write: Any, done: Any, chunk: bytes = b"f" * 4096) -> None:
+    """
+    Call C{write(chunk)} until C{done()}: past the session's 64 KiB high-water mark
+    within 100 writes, or the test fails (rather than loop for ever).
+    """
+    for _ in range(100):
+        if done():
+            return
+        write(chunk)
+    raise AssertionError("still not paused after 100 writes")
 
 
 def channelOf(protocol: RecordingProtocol) -> ChannelTransport:
@@ -318,8 +350,7 @@ class BackpressureTests(MultiplexTestCase):
         """
         self.sink.pause()
         filler = channelOf(self.one(self.news))
-        while not self.mux_paused():
-            filler.write(b"f" * 4096)
+        writeUntil(filler.write, self.mux_paused)
 
     def mux_paused(self) -> bool:
         protocol: Any = self.session._protocol
@@ -385,6 +416,431 @@ class BackpressureTests(MultiplexTestCase):
             self.sink.resume()
             self.clock.advance(0)
         self.assertIsNone(chat.lost)
+
+
+class OutgoingMuxProducerTests(MultiplexTestCase):
+    def test_muxIsTheSessionsStreamingProducer(self) -> None:
+        """The multiplexer registers itself on the SockJS transport as its streaming producer."""
+        mux = self.session.protocol
+        self.assertIsInstance(mux, MultiplexProtocol)
+        self.assertIs(self.session._producer, mux)
+        self.assertTrue(self.session._streamingProducer)
+
+    def test_everyChannelsProducerPausedOverHighWater(self) -> None:
+        """Over the session's high-water mark each channel's producer is paused once, and resumed once after."""
+        self.send("sub,chat", "sub,echo", "sub,news")
+        chatProducer, echoProducer = RecordingProducer(), RecordingProducer()
+        channelOf(self.one(self.chat)).registerProducer(chatProducer, True)
+        mux = self.session.protocol
+        assert isinstance(mux, MultiplexProtocol)
+        mux._channels["echo"].registerProducer(echoProducer, True)
+        self.sink.pause()
+        filler = channelOf(self.one(self.news))
+        writeUntil(filler.write, lambda: self.session._producerPaused)
+        self.assertEqual((chatProducer.events, echoProducer.events), (["pause"], ["pause"]))
+        filler.write(b"more")
+        self.assertEqual((chatProducer.events, echoProducer.events), (["pause"], ["pause"]))
+        self.sink.resume()
+        self.assertEqual(
+            (chatProducer.events, echoProducer.events), (["pause", "resume"], ["pause", "resume"])
+        )
+
+    def test_outgoingPauseLeavesIncomingFlowing(self) -> None:
+        """The session's full outgoing queue pauses the channels' producers, not their dataReceived."""
+        self.send("sub,chat", "sub,news")
+        self.sink.pause()
+        filler = channelOf(self.one(self.news))
+        writeUntil(filler.write, lambda: self.session._producerPaused)
+        self.send("msg,chat,still read")
+        self.assertEqual(self.one(self.chat).received, [b"still read"])
+
+
+class IncomingFlowControlTests(MultiplexTestCase):
+    def muxProtocol(self) -> MultiplexProtocol:
+        mux = self.session.protocol
+        assert isinstance(mux, MultiplexProtocol)
+        return mux
+
+    def test_transportProtocolIsTheProtocol(self) -> None:
+        """A channel's transport.protocol is its protocol (None once lost); transportName names the SockJS transport."""
+        self.send("sub,chat")
+        protocol = self.one(self.chat)
+        transport = channelOf(protocol)
+        self.assertIs(transport.protocol, protocol)
+        self.assertEqual(transport.transportName, "xhr-polling")
+        self.send("uns,chat")
+        self.assertIsNone(transport.protocol)
+
+    def test_pausedChannelHoldsInOrder(self) -> None:
+        """A paused channel's messages wait, and arrive in order in the turn after resumeProducing, not inside it."""
+        self.send("sub,chat")
+        protocol = self.one(self.chat)
+        transport = channelOf(protocol)
+        transport.pauseProducing()
+        self.send("msg,chat,1", "msg,chat,2")
+        self.send("msg,chat,3")
+        self.assertEqual(protocol.received, [])
+        self.assertEqual(self.muxProtocol().heldBytes, 3)
+        transport.resumeProducing()
+        self.assertEqual(protocol.received, [])
+        transport.pauseProducing()
+        transport.resumeProducing()
+        self.assertEqual(scheduled(self.clock), ["_drainHeld", "_heartbeat"])
+        self.session.messagesReceived([b"msg,chat,4"])
+        self.assertEqual(protocol.received, [])
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [b"1", b"2", b"3", b"4"])
+        self.assertEqual(self.muxProtocol().heldBytes, 0)
+        self.send("msg,chat,5")
+        self.assertEqual(protocol.received[-1], b"5")
+        self.assertEqual(scheduled(self.clock), ["_heartbeat"])
+
+    def test_otherChannelsKeepFlowing(self) -> None:
+        """While one channel is paused, the others get their messages at once, and the session reads on."""
+        self.send("sub,chat", "sub,news")
+        chat, news = self.one(self.chat), self.one(self.news)
+        channelOf(chat).pauseProducing()
+        self.assertIsNone(
+            self.session.messagesReceived([b"msg,chat,a", b"msg,news,b", b"msg,chat,c"])
+        )
+        self.send("msg,news,d")
+        self.assertEqual(news.received, [b"b", b"d"])
+        self.assertEqual(chat.received, [])
+        self.assertFalse(self.session._readPaused)
+        channelOf(chat).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(chat.received, [b"a", b"c"])
+
+    def test_pauseInsideDataReceived(self) -> None:
+        """A protocol pausing in dataReceived gets no more of the batch; pause then resume in it changes nothing."""
+
+        def onData(protocol: RecordingProtocol, data: bytes) -> None:
+            if data == b"stop":
+                protocol.transport.pauseProducing()  # type: ignore[union-attr]
+            elif data == b"blink":
+                protocol.transport.pauseProducing()  # type: ignore[union-attr]
+                protocol.transport.resumeProducing()  # type: ignore[union-attr]
+
+        self.chat.onData = onData
+        self.send("sub,chat", "msg,chat,blink", "msg,chat,1", "msg,chat,stop", "msg,chat,2")
+        protocol = self.one(self.chat)
+        self.assertEqual(protocol.received, [b"blink", b"1", b"stop"])
+        channelOf(protocol).resumeProducing()
+        self.send("msg,chat,stop", "msg,chat,3")
+        self.assertEqual(protocol.received, [b"blink", b"1", b"stop", b"2", b"stop"])
+        channelOf(protocol).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [b"blink", b"1", b"stop", b"2", b"stop", b"3"])
+
+    def test_pauseDuringDrainStopsIt(self) -> None:
+        """A protocol pausing while held messages are delivered stops the delivery; a resume goes on in order."""
+        self.chat.onData = lambda protocol, data: (
+            protocol.transport.pauseProducing() if data == b"stop" else None
+        )
+        self.send("sub,chat")
+        protocol = self.one(self.chat)
+        channelOf(protocol).pauseProducing()
+        self.send("msg,chat,1", "msg,chat,stop", "msg,chat,2")
+        channelOf(protocol).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [b"1", b"stop"])
+        self.assertEqual(self.muxProtocol().heldBytes, 1)
+        channelOf(protocol).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [b"1", b"stop", b"2"])
+
+    def test_stopProducingClosesTheChannel(self) -> None:
+        """stopProducing on a channel closes that channel (uns, ConnectionDone), as on TCP."""
+        self.send("sub,chat", "sub,news")
+        protocol = self.one(self.chat)
+        channelOf(protocol).stopProducing()
+        self.clock.advance(0)
+        self.assertEqual(self.received(), ["uns,chat"])
+        assert protocol.lost is not None
+        protocol.lost.trap(ConnectionDone)
+        self.send("msg,news,alive")
+        self.assertEqual(self.one(self.news).received, [b"alive"])
+
+    def test_abortConnectionDropsHeld(self) -> None:
+        """abortConnection drops what the channel held, sends uns, and gives ConnectionAborted before it returns."""
+        self.send("sub,chat", "sub,news")
+        protocol = self.one(self.chat)
+        transport = channelOf(protocol)
+        transport.pauseProducing()
+        self.send("msg,chat,held")
+        transport.resumeProducing()
+        transport.abortConnection()
+        self.assertEqual(protocol.events, ["makeConnection", "connectionLost"])
+        assert protocol.lost is not None
+        protocol.lost.trap(ConnectionAborted)
+        self.assertEqual(self.muxProtocol().heldBytes, 0)
+        self.assertEqual(scheduled(self.clock), ["_flushPending", "_heartbeat"])
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [])
+        self.assertEqual(self.received(), ["uns,chat"])
+        self.assertEqual(self.one(self.news).events, ["makeConnection"])
+
+    def test_closedWhilePausedDropsHeld(self) -> None:
+        """A paused channel closed by the server or unsubscribed by the client drops what it held."""
+        self.send("sub,chat", "sub,news")
+        chat, news = self.one(self.chat), self.one(self.news)
+        channelOf(chat).pauseProducing()
+        channelOf(news).pauseProducing()
+        self.send("msg,chat,a", "msg,news,b", "uns,news")
+        channelOf(chat).loseConnection()
+        self.assertEqual(self.muxProtocol().heldBytes, 0)
+        channelOf(chat).resumeProducing()
+        channelOf(news).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual((chat.received, news.received), ([], []))
+        assert chat.lost is not None and news.lost is not None
+        chat.lost.trap(ConnectionDone)
+        news.lost.trap(ConnectionDone)
+        self.assertEqual(scheduled(self.clock), ["_heartbeat"])
+
+    def test_heldBoundPausesTheSession(self) -> None:
+        """Past maxHeld bytes held over all channels, the session stops reading; at half of it, it reads again."""
+        self.mux.maxHeld = 100
+        self.send("sub,chat", "sub,news", "sub,echo")
+        chat, news = self.one(self.chat), self.one(self.news)
+        channelOf(chat).pauseProducing()
+        channelOf(news).pauseProducing()
+        self.send("msg,chat," + "a" * 40, "msg,news," + "b" * 40)
+        self.assertFalse(self.session._readPaused)
+        waiting = self.session.messagesReceived(
+            [b"msg,chat," + b"c" * 40, b"msg,echo,waits", b"msg,news,late"]
+        )
+        self.assertTrue(self.session._readPaused)
+        assert waiting is not None
+        self.assertNoResult(waiting)
+        self.assertEqual(self.muxProtocol().heldBytes, 120)
+        self.assertEqual(self.session.incomingBacklog, len(b"msg,echo,waits,msg,news,late") - 1)
+        self.clock.advance(0)
+        self.assertEqual(self.received(), [])
+        # chat drains 80: 40 remain, under half of maxHeld: the session reads again.
+        channelOf(chat).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(chat.received, [b"a" * 40, b"c" * 40])
+        self.assertFalse(self.session._readPaused)
+        self.clock.advance(0)
+        self.successResultOf(waiting)
+        self.assertEqual(self.received(), ["msg,echo,waits"])
+        self.assertEqual(news.received, [])
+        self.assertEqual(self.muxProtocol().heldBytes, 44)
+
+    def test_heldBoundHysteresis(self) -> None:
+        """Held data over maxHeld / 2 keeps the session paused; dropping a channel's held data resumes it."""
+        self.mux.maxHeld = 100
+        self.chat.onData = lambda protocol, data: protocol.transport.pauseProducing()
+        self.send("sub,chat", "sub,news")
+        chat = self.one(self.chat)
+        channelOf(chat).pauseProducing()
+        self.send(*["msg,chat," + "x" * 30] * 4)
+        self.assertTrue(self.session._readPaused)
+        channelOf(chat).resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(len(chat.received), 1)
+        self.assertEqual(self.muxProtocol().heldBytes, 90)
+        self.assertTrue(self.session._readPaused)
+        channelOf(chat).loseConnection()
+        self.assertEqual(self.muxProtocol().heldBytes, 0)
+        self.assertFalse(self.session._readPaused)
+        self.send("msg,news,flows")
+        self.assertEqual(self.one(self.news).received, [b"flows"])
+
+    def test_sessionEndDropsHeld(self) -> None:
+        """When the session ends, paused channels drop what they held and nothing is left scheduled."""
+        self.send("sub,chat")
+        mux = self.muxProtocol()
+        protocol = self.one(self.chat)
+        channelOf(protocol).pauseProducing()
+        self.send("msg,chat,x")
+        channelOf(protocol).resumeProducing()
+        self.session.transport.abortConnection()
+        self.clock.advance(60)
+        self.assertEqual(protocol.received, [])
+        self.assertEqual(mux.heldBytes, 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_raisingDuringDrainClosesOnlyThatChannel(self) -> None:
+        """A protocol raising on a held message is closed (uns), its rest dropped; others go on."""
+
+        def onData(protocol: RecordingProtocol, data: bytes) -> None:
+            raise ValueError("boom")
+
+        self.chat.onData = onData
+        self.send("sub,chat", "sub,news")
+        chat = self.one(self.chat)
+        channelOf(chat).pauseProducing()
+        self.send("msg,chat,1", "msg,chat,2")
+        channelOf(chat).resumeProducing()
+        self.clock.advance(0)
+        self.clock.advance(0)
+        self.assertEqual(chat.received, [b"1"])
+        self.assertEqual(self.received(), ["uns,chat"])
+        self.assertEqual(self.muxProtocol().heldBytes, 0)
+        self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+        self.send("msg,news,ok")
+        self.assertEqual(self.one(self.news).received, [b"ok"])
+
+    @settings(
+        derandomize=True,
+        max_examples=200,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+        deadline=None,
+    )
+    @given(
+        st.lists(
+            st.sampled_from(
+                [
+                    "chat",
+                    "chat",
+                    "news",
+                    "news",
+                    "pauseChat",
+                    "resumeChat",
+                    "pauseNews",
+                    "resumeNews",
+                    "turn",
+                ]
+            ),
+            max_size=40,
+        )
+    )
+    def test_interleavingsKeepEveryMessageOnceInOrder(self, steps: list[str]) -> None:
+        """In any interleaving of messages, pauses and resumes on two channels, each gets every message once, in order, and nothing is held once both read."""
+        clock = Clock()
+        chat, news = RecordingFactory(), RecordingFactory()
+        mux = MultiplexFactory({"chat": chat, "news": news}, maxHeld=12)
+        registry = SessionRegistry(mux, SockJSOptions(), clock)
+        sink = RecordingSink()
+        session = registry.openSession("s", sink, info())
+        assert session is not None
+        session.messagesReceived([b"sub,chat", b"sub,news"])
+        protocols = {"chat": chat.built[0], "news": news.built[0]}
+        sent: dict[str, list[bytes]] = {"chat": [], "news": []}
+        for step in steps:
+            if step in sent:
+                data = b"%d" % (len(sent[step]) + 100)
+                sent[step].append(data)
+                session.messagesReceived([b"msg," + step.encode() + b"," + data])
+            elif step == "turn":
+                clock.advance(0)
+            else:
+                transport = channelOf(protocols[step[-4:].lower()])
+                if step.startswith("pause"):
+                    transport.pauseProducing()
+                else:
+                    transport.resumeProducing()
+        for name, protocol in protocols.items():
+            received = protocol.received
+            self.assertEqual(received, sent[name][: len(received)])
+            channelOf(protocol).resumeProducing()
+        for _ in range(4):
+            clock.advance(0)
+        for name, protocol in protocols.items():
+            self.assertEqual(protocol.received, sent[name])
+        mp = session.protocol
+        assert isinstance(mp, MultiplexProtocol)
+        self.assertEqual(mp.heldBytes, 0)
+        self.assertEqual(session.incomingBacklog, 0)
+        self.assertFalse(session._readPaused)
+        self.assertEqual(scheduled(clock), ["_heartbeat"])
+
+
+class PausingLineReceiver(LineReceiver):
+    """
+    Pauses its transport after a line C{wait}, as a protocol that waits on something
+    slow does.
+    """
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def lineReceived(self, line: bytes) -> None:
+        self.lines.append(line)
+        if line == b"wait":
+            self.pauseProducing()
+
+
+class TwistedProtocolsTests(MultiplexTestCase):
+    def test_lineReceiverPausingOverAChannel(self) -> None:
+        """A LineReceiver that pauses its transport works over a channel as over TCP, and the other channels flow."""
+        lines = Factory.forProtocol(PausingLineReceiver)
+        self.mux = MultiplexFactory({"lines": lines, "news": self.news})
+        self.registry = SessionRegistry(self.mux, SockJSOptions(), self.clock)
+        self.sink = RecordingSink()
+        session = self.registry.openSession("l", self.sink, info())
+        assert session is not None
+        self.session = session
+        self.send("sub,lines", "sub,news", "msg,lines,a\r\nwait\r\nb\r\n", "msg,lines,c\r\n")
+        mux = self.session.protocol
+        assert isinstance(mux, MultiplexProtocol)
+        receiver = mux._channels["lines"].protocol
+        assert isinstance(receiver, PausingLineReceiver)
+        self.assertIs(receiver.transport.protocol, receiver)  # type: ignore[union-attr]
+        self.assertEqual(receiver.lines, [b"a", b"wait"])
+        self.send("msg,news,meanwhile")
+        self.assertEqual(self.one(self.news).received, [b"meanwhile"])
+        receiver.resumeProducing()
+        self.assertEqual(receiver.lines, [b"a", b"wait", b"b"])
+        self.clock.advance(0)
+        self.assertEqual(receiver.lines, [b"a", b"wait", b"b", b"c"])
+
+    def test_portforwardOverAChannel(self) -> None:
+        """twisted.protocols.portforward forwards a channel to TCP with flow control both ways."""
+        reactor = MemoryReactorClock()
+
+        class Forward(ProxyFactory):
+            def buildProtocol(self, addr: Any) -> ProxyServer:
+                server = super().buildProtocol(addr)
+                assert isinstance(server, ProxyServer)
+                server.reactor = reactor  # type: ignore[assignment]
+                return server
+
+        self.mux = MultiplexFactory({"fwd": Forward("backend.example", 7), "news": self.news})
+        self.registry = SessionRegistry(self.mux, SockJSOptions(), self.clock)
+        self.sink = RecordingSink()
+        session = self.registry.openSession("p", self.sink, info())
+        assert session is not None
+        self.session = session
+        self.sink.messages.clear()
+        # Until the backend answers, the proxy does not read the channel.
+        self.send("sub,fwd", "sub,news", "msg,fwd,early ", "msg,news,x")
+        [(host, port, clientFactory, _, _)] = reactor.tcpClients
+        self.assertEqual((host, port), ("backend.example", 7))
+        self.assertEqual(self.one(self.news).received, [b"x"])
+        backend = StringTransport()
+        client = clientFactory.buildProtocol(None)
+        assert client is not None
+        client.makeConnection(backend)
+        self.assertEqual(backend.value(), b"")
+        self.clock.advance(0)
+        self.assertEqual(backend.value(), b"early ")
+        # The backend's replies go out on the channel.
+        client.dataReceived(b"reply")
+        self.clock.advance(0)
+        self.assertEqual(self.received(), ["msg,fwd,reply"])
+        # The backend's socket is full: it pauses the channel (its registered producer).
+        channel = backend.producer
+        assert isinstance(channel, ChannelTransport)
+        channel.pauseProducing()
+        self.send("msg,fwd,later", "msg,news,y")
+        self.assertEqual(backend.value(), b"early ")
+        self.assertEqual(self.one(self.news).received, [b"x", b"y"])
+        channel.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(backend.value(), b"early later")
+        # The client does not read: the backend's transport is paused, then resumed.
+        self.sink.pause()
+        writeUntil(client.dataReceived, lambda: backend.producerState == "paused")
+        self.sink.resume()
+        self.assertEqual(backend.producerState, "producing")
+        # The backend closes: the channel closes.
+        client.connectionLost(Failure(ConnectionDone()))
+        self.clock.advance(0)
+        self.assertEqual(self.received()[-1], "uns,fwd")
+        self.assertTrue(channel.disconnecting)
 
 
 class PullProducerTests(TestCase):
