@@ -145,12 +145,14 @@ class ChannelTransport:
     connection's outgoing queue is full.
 
     :ivar topic: The channel's topic, as on the wire.
+    :ivar protocol: The protocol this transport carries, as on Twisted's own transports
+        and on the session's (C{None} once it has had its C{connectionLost}).
     """
 
     def __init__(self, mux: MultiplexProtocol, topic: str, protocol: IProtocol) -> None:
         self._mux = mux
         self.topic = topic
-        self._protocol: Optional[IProtocol] = protocol
+        self.protocol: Optional[IProtocol] = protocol
         self._prefix = b"msg," + topic.encode("utf-8", "surrogateescape") + b","
         self._open = True
         # Outgoing: the producer the protocol registered, driven by the connection.
@@ -203,14 +205,6 @@ class ChannelTransport:
         """
         name = getattr(self._session(), "transportName", "")
         return name if isinstance(name, str) else ""
-
-    @property
-    def protocol(self) -> Optional[IProtocol]:
-        """
-        The protocol this transport carries, as on Twisted's own transports and on the
-        session's (C{None} once it has had its C{connectionLost}).
-        """
-        return self._protocol
 
     @property
     def prefix(self) -> Optional[str]:
@@ -390,7 +384,7 @@ class ChannelTransport:
         self._deliver(payload)
 
     def _deliver(self, payload: bytes) -> None:
-        protocol = self._protocol
+        protocol = self.protocol
         assert protocol is not None
         self._delivering = True
         try:
@@ -557,8 +551,8 @@ class MultiplexProtocol(Protocol):
         channel = self._channels.pop(topic)
         channel._open = False
         channel._dropHeld()
-        protocol = channel._protocol
-        channel._protocol = None
+        protocol = channel.protocol
+        channel.protocol = None
         try:
             channel._stopProducer()
         except BaseException:
