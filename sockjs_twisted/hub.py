@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
@@ -27,7 +27,7 @@ from ._framing import quoteMessage
 from ._registry import _decodeMessage
 from ._session import Session
 
-__all__ = ["IHub", "LocalHub", "RedisHub", "hubFromURL"]
+__all__ = ["IHub", "LocalHub", "RedisHub", "hubFromURL", "parseRedisURL", "writeQuoted"]
 
 
 class IHub(Interface):
@@ -637,12 +637,12 @@ class _ProtocolFactoryStub:
         Logger().error("Hub: {message}", message=message)
 
 
-def hubFromURL(url: str, reactor: Optional[IReactorTCP | IReactorTime] = None) -> RedisHub:
+def parseRedisURL(url: str) -> tuple[str, int, Optional[str]]:
     """
-    A L{RedisHub} for C{redis://[:password@]host[:port][/db]} (the database number is
-    accepted and ignored: Redis pub/sub channels span databases).
+    The host, port and password of C{redis://[:password@]host[:port][/db]} (the
+    database number is accepted and ignored: Redis pub/sub channels span databases).
 
-    :raise ValueError: Not a C{redis://} URL.
+    :raise ValueError: Not such a URL.
     """
     parts = urlsplit(url)
     if parts.scheme != "redis" or not parts.hostname:
@@ -652,4 +652,14 @@ def hubFromURL(url: str, reactor: Optional[IReactorTCP | IReactorTime] = None) -
     except ValueError:
         raise ValueError(f"bad port in {url!r}") from None
     password = unquote(parts.password) if parts.password else None
-    return RedisHub(parts.hostname, port, password=password, reactor=reactor)
+    return parts.hostname, port, password
+
+
+def hubFromURL(url: str, reactor: Optional[Any] = None) -> RedisHub:
+    """
+    A L{RedisHub} (not started) for C{redis://[:password@]host[:port][/db]}.
+
+    :raise ValueError: Not such a URL.
+    """
+    host, port, password = parseRedisURL(url)
+    return RedisHub(host, port, password=password, reactor=reactor)
