@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.error import ProcessExitedAlready, ReactorNotRunning
 from twisted.internet.interfaces import IDelayedCall, IProcessTransport
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -472,15 +472,23 @@ class WorkerSupervisor(Service):
             env=dict(os.environ),
             childFDs={0: "w", 1: "r", 2: "r"},
         )
+        self.log.info(
+            "SockJS workers: HAProxy (pid {pid}) listening on {bind}",
+            pid=self._proxyProcess.pid,
+            bind=self.bind,
+        )
 
     def _proxyEnded(self, reason: Failure) -> None:
         self._proxyProcess = None
-        if self._stopping:
+        if self._stopping or not self.running:
             return
         self.log.error(
             "SockJS workers: HAProxy ended ({why}); stopping", why=reason.getErrorMessage()
         )
-        self._reactor.stop()
+        try:
+            self._reactor.stop()
+        except ReactorNotRunning:
+            pass
 
     # -- stopping ------------------------------------------------------------------
 

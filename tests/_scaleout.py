@@ -21,7 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
-from twisted.trial.unittest import SkipTest
+from twisted.trial.unittest import SkipTest, TestSuite
 
 from sockjs_twisted._workers import freePort
 from sockjs_twisted.hub import IHub, LocalHub
@@ -379,3 +379,50 @@ class Recorder(Protocol):
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         self.lost = reason
         self.closed.callback(None)
+
+
+class Shared:
+    """
+    A fixture shared by the tests of a L{SharedSuite} (started by the first test that
+    asks for it, stopped when the suite is done), or, for a test run alone, its own
+    (stopped at its cleanup).
+    """
+
+    def __init__(self, start: Callable[[], Any], stop: Callable[[Any], None]) -> None:
+        self._start = start
+        self._stop = stop
+        self.value: Any = None
+        self.shared = False
+
+    def get(self, testCase: Any) -> Any:
+        if self.value is None:
+            self.value = self._start()
+        if not self.shared:
+            testCase.addCleanup(self.release)
+        return self.value
+
+    def release(self) -> None:
+        value = self.value
+        self.value = None
+        if value is not None:
+            self._stop(value)
+
+
+class SharedSuite(TestSuite):
+    """
+    Runs its tests with its L{Shared} fixtures kept between them.
+    """
+
+    def __init__(self, tests: list[Any], fixtures: list[Shared]) -> None:
+        super().__init__(tests)
+        self._fixtures = fixtures
+
+    def run(self, result: Any, debug: bool = False) -> Any:
+        for fixture in self._fixtures:
+            fixture.shared = True
+        try:
+            return super().run(result, debug)
+        finally:
+            for fixture in self._fixtures:
+                fixture.shared = False
+                fixture.release()

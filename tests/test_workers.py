@@ -1,0 +1,471 @@
+"""
+C{twistd sockjs --workers 2}: the real supervisor, two real workers, a real HAProxy in
+front and a real redis-server behind, spoken to through HAProxy by the SockJS client over
+every transport.  The options (C{--workers}, C{--redis}, C{--print-haproxy-config}) are
+tested in memory, the generated configuration by C{haproxy -c}.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any, Optional
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.error import ConnectionDone
+from twisted.logger import Logger, globalLogPublisher
+from twisted.python.usage import UsageError
+from twisted.trial.runner import TestLoader
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from sockjs_twisted._tap import Options, makeService
+from sockjs_twisted._workers import WorkerSupervisor, haproxyConfig, hashDepth
+from sockjs_twisted.testing import TRANSPORTS, SockJSClient
+
+from ._scaleout import (
+    ROOT,
+    Recorder,
+    RedisServer,
+    Shared,
+    SharedSuite,
+    Supervisor,
+    answers,
+    requireBinary,
+    sleep,
+    until,
+)
+
+_log = Logger()
+
+APP = ("--factory", "tests._scaleout.WhoAmIFactory", "--prefix", "/app")
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+class OptionsTests(SynchronousTestCase):
+    def test_workersNeedHAProxy(self) -> None:
+        """--workers without haproxy on PATH fails at once, saying how to install it."""
+        empty = self.mktemp()
+        os.mkdir(empty)
+        self.patch(os, "environ", {**os.environ, "PATH": empty})
+        error = self.assertRaises(UsageError, parse, "--workers", "2")
+        self.assertIn("apt install haproxy", str(error))
+
+    def test_workersNeedTCPPort(self) -> None:
+        """--workers takes one TCP --port."""
+        for argv in [("--port", "unix:/tmp/x"), ("--listen", "1", "--listen", "2")]:
+            self.assertRaises(UsageError, parse, "--workers", "2", *argv)
+        self.assertRaises(UsageError, parse, "--workers", "0")
+
+    def test_badRedisURL(self) -> None:
+        """--redis takes a redis:// URL."""
+        self.assertRaises(UsageError, parse, "--redis", "http://x")
+
+    def test_backendOnlyWithPrint(self) -> None:
+        """--backend goes with --print-haproxy-config, which needs one."""
+        self.assertRaises(UsageError, parse, "--backend", "h:1")
+        self.assertRaises(UsageError, parse, "--print-haproxy-config")
+        self.assertRaises(UsageError, parse, "--print-haproxy-config", "--backend", "nope")
+
+    def test_workersService(self) -> None:
+        """--workers makes a supervisor whose workers get every other option."""
+        requireBinary("haproxy")
+        options = parse(
+            "--port",
+            "tcp:8090:interface=127.0.0.1",
+            "--workers",
+            "3",
+            *APP,
+            "--redis",
+            "redis://127.0.0.1:1",
+            "--heartbeat-delay",
+            "2",
+            "--no-websocket",
+            "--allowed-origin",
+            "https://a",
+        )
+        service = makeService(options, reactor)
+        self.assertIsInstance(service, WorkerSupervisor)
+        assert isinstance(service, WorkerSupervisor)
+        self.assertEqual((service.bind, service.publicPort, len(service.ports)), ("127.0.0.1:8090", 8090, 3))
+        self.assertEqual(
+            sorted(options.workerArguments()),
+            sorted(
+                [
+                    "--factory=tests._scaleout.WhoAmIFactory",
+                    "--prefix=/app",
+                    "--redis=redis://127.0.0.1:1",
+                    "--heartbeat-delay=2.0",
+                    "--no-websocket",
+                    "--allowed-origin=https://a",
+                ]
+            ),
+        )
+        config = service.config()
+        self.assertIn("balance uri path-only depth 2", config)
+        self.assertIn("option httpchk GET /app/info", config)
+
+    def test_workersWithoutRedisWarn(self) -> None:
+        """--workers without --redis warns that hub messages stay inside each worker."""
+        requireBinary("haproxy")
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        makeService(parse("--port", "8091", "--workers", "2"), reactor)
+        warnings = [e for e in events if "without --redis" in e.get("log_format", "")]
+        self.assertEqual(len(warnings), 1)
+
+    def test_hashDepth(self) -> None:
+        """The hash covers the prefix's segments and the server id."""
+        self.assertEqual([hashDepth(p) for p in ["", "/", "/echo", "/a/b/"]], [1, 1, 2, 3])
+
+    def test_printHAProxyConfig(self) -> None:
+        """--print-haproxy-config prints a configuration that haproxy accepts, and exits."""
+        haproxy = requireBinary("haproxy")
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "twisted",
+                "sockjs",
+                "--port",
+                "8081",
+                *APP,
+                "--print-haproxy-config",
+                "--backend",
+                "10.0.0.1:8081",
+                "--backend",
+                "10.0.0.2:8081",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        config = result.stdout.decode()
+        for line in [
+            "bind :8081",
+            "balance uri path-only depth 2",
+            "hash-type consistent",
+            "option http-no-delay",
+            "timeout tunnel",
+            "option httpchk GET /app/info",
+            "server w0 10.0.0.1:8081 check",
+            "server w1 10.0.0.2:8081 check",
+        ]:
+            self.assertIn(line, config)
+        path = self.mktemp()
+        with open(path, "w") as f:
+            f.write(config)
+        check = subprocess.run([haproxy, "-c", "-f", path], capture_output=True)
+        self.assertEqual(check.returncode, 0, check.stderr)
+
+    def test_cookieConfig(self) -> None:
+        """With cookie mode, HAProxy routes by JSESSIONID and labels each server."""
+        config = haproxyConfig(":1", ["a:1", "b:2"], 2, "/info", cookie=True)
+        self.assertIn("cookie JSESSIONID prefix nocache", config)
+        self.assertIn("server w1 b:2 check cookie w1", config)
+        self.assertNotIn("balance uri", config)
+
+
+_opened: list[Recorder] = []
+
+
+async def openSession(base: str, transport: str) -> Recorder:
+    protocol = Recorder()
+    await SockJSClient(reactor, base, transport).connect(protocol)
+    _opened.append(protocol)
+    return protocol
+
+
+async def abortOpened() -> None:
+    """
+    End every session a test left open (one that failed half-way).
+    """
+    opened = list(_opened)
+    _opened.clear()
+    for protocol in opened:
+        if protocol.lost is None and protocol.transport is not None:
+            protocol.transport.abortConnection()
+    for protocol in opened:
+        await protocol.closed
+
+
+async def ask(protocol: Recorder, message: bytes, timeout: float = 15) -> bytes:
+    """
+    Send C{message}; the first message received after it.
+    """
+    count = len(protocol.received)
+    assert protocol.transport is not None
+    protocol.transport.write(message)
+    await until(
+        reactor,
+        lambda: len(protocol.received) > count or protocol.lost is not None,
+        timeout,
+        f"an answer to {message!r}",
+    )
+    if len(protocol.received) <= count:
+        raise AssertionError(f"session lost before an answer to {message!r}: {protocol.lost}")
+    return protocol.received[count]
+
+
+async def pidOf(protocol: Recorder) -> int:
+    answer = await ask(protocol, b"!pid")
+    return int(answer.split()[1])
+
+
+async def close(protocol: Recorder) -> None:
+    if protocol.lost is None:
+        assert protocol.transport is not None
+        protocol.transport.loseConnection()
+    await protocol.closed
+
+
+def together(coroutines: list[Any]) -> Deferred[list[Any]]:
+    return gatherResults([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
+
+
+class _Cluster:
+    """
+    A redis-server, and a supervisor of two workers using it.
+    """
+
+    def __init__(self) -> None:
+        self.redis = RedisServer()
+        try:
+            self.supervisor = Supervisor(
+                2, *APP, "--redis", self.redis.url, "--heartbeat-delay", "5"
+            )
+            self.supervisor.waitReady("/app/info")
+        except BaseException:
+            self.redis.stop()
+            raise
+
+    def stop(self) -> None:
+        self.supervisor.stop()
+        self.redis.stop()
+
+
+_cluster = Shared(_Cluster, _Cluster.stop)
+
+
+class WorkersTests(TestCase):
+    """
+    One supervisor with two workers (and one redis-server) for the whole class: the
+    tests leave both workers running.
+    """
+
+    timeout = 120
+
+    def setUp(self) -> None:
+        cluster: _Cluster = _cluster.get(self)
+        self.supervisor = cluster.supervisor
+        self.addCleanup(lambda: Deferred.fromCoroutine(abortOpened()))
+
+    @property
+    def base(self) -> str:
+        return self.supervisor.base + "/app"
+
+    def workerPids(self) -> set[int]:
+        return {pid for pid, _ in self.supervisor.readyWorkers().values()}
+
+    async def sessionsOn(self, count: int, transport: str = "websocket") -> dict[int, list[Recorder]]:
+        """
+        Open sessions until each worker has C{count}; close the extra ones.
+        """
+        byPid: dict[int, list[Recorder]] = {pid: [] for pid in self.workerPids()}
+        spare = []
+        while any(len(sessions) < count for sessions in byPid.values()):
+            protocol = await openSession(self.base, transport)
+            pid = await pidOf(protocol)
+            if len(byPid[pid]) < count:
+                byPid[pid].append(protocol)
+            else:
+                spare.append(protocol)
+        for protocol in spare:
+            await close(protocol)
+        return byPid
+
+    async def test_200SessionsEveryTransport(self) -> None:
+        """
+        200 sessions over every transport through HAProxy: every request of each lands
+        on its worker (no 404 on a send, no session lost), and both workers carry some.
+        """
+        results: dict[str, list[int]] = {name: [] for name in TRANSPORTS}
+        failures: list[str] = []
+
+        async def one(transport: str, n: int) -> None:
+            try:
+                protocol = await openSession(self.base, transport)
+                pid = await pidOf(protocol)
+                for k in range(3):
+                    message = b"%s %d %d" % (transport.encode(), n, k)
+                    answer = await ask(protocol, message)
+                    if answer != message:
+                        failures.append(f"{transport} {n}: {answer!r} for {message!r}")
+                await close(protocol)
+                if protocol.lost is None or not protocol.lost.check(ConnectionDone):
+                    failures.append(f"{transport} {n}: ended with {protocol.lost}")
+                results[transport].append(pid)
+            except Exception as e:
+                failures.append(f"{transport} {n}: {e}")
+
+        jobs = [(t, n) for n in range(67) for t in TRANSPORTS][:200]
+        for start in range(0, len(jobs), 50):
+            await together([one(t, n) for t, n in jobs[start : start + 50]])
+        self.assertEqual(failures, [])
+        split = {t: {pid: pids.count(pid) for pid in set(pids)} for t, pids in results.items()}
+        _log.info("200 sessions through HAProxy, by transport and worker pid: {split}", split=split)
+        allPids = [pid for pids in results.values() for pid in pids]
+        self.assertEqual(len(allPids), 200)
+        self.assertEqual(set(allPids), self.workerPids())
+
+    async def test_broadcastAcrossWorkers(self) -> None:
+        """
+        A publish from a session on one worker reaches the sessions on the other (through
+        Redis), each publisher's messages in order.
+        """
+        byPid = await self.sessionsOn(2)
+        everyone = [p for sessions in byPid.values() for p in sessions]
+        publishers = [sessions[0] for sessions in byPid.values()]
+        for protocol in everyone:
+            protocol.received.clear()
+        for n in range(20):
+            for index, publisher in enumerate(publishers):
+                assert publisher.transport is not None
+                publisher.transport.write(b"!pub %d:%d" % (index, n))
+        expected = 20 * len(publishers)
+        await until(
+            reactor,
+            lambda: all(len(p.received) >= expected for p in everyone),
+            20,
+            "every broadcast everywhere",
+        )
+        for protocol in everyone:
+            for index in range(len(publishers)):
+                mine = [m for m in protocol.received if m.startswith(b"%d:" % index)]
+                self.assertEqual(mine, [b"%d:%d" % (index, n) for n in range(20)])
+        await together([close(p) for p in everyone])
+
+    async def test_streamingLatency(self) -> None:
+        """
+        Through HAProxy (http-no-delay), xhr-streaming delivers each message at once: a
+        round trip (xhr_send, then the frame on the stream) well within 100 ms.
+        """
+        protocol = await openSession(self.base, "xhr-streaming")
+        times = []
+        for n in range(20):
+            start = reactor.seconds()
+            self.assertEqual(await ask(protocol, b"%d" % n), b"%d" % n)
+            times.append(reactor.seconds() - start)
+        await close(protocol)
+        times.sort()
+        _log.info(
+            "xhr-streaming round trips through HAProxy: median {median:.1f} ms, max {max:.1f} ms",
+            median=times[10] * 1000,
+            max=times[-1] * 1000,
+        )
+        # A proxy holding frames back (Nagle, buffering) adds 40-200 ms to every one.
+        self.assertLess(times[10], 0.1)
+
+    async def test_workerKilled(self) -> None:
+        """
+        SIGKILL of a worker ends only its sessions: the other worker's sessions keep
+        echoing with nothing lost, new sessions work at once, and the supervisor brings
+        the worker back within seconds.
+        """
+        byPid = await self.sessionsOn(3)
+        victim, survivor = sorted(byPid)
+        victimIndex = [
+            index for index, (pid, _) in self.supervisor.readyWorkers().items() if pid == victim
+        ][0]
+        killedAt = reactor.seconds()
+        os.kill(victim, signal.SIGKILL)
+        await until(
+            reactor,
+            lambda: all(p.lost is not None for p in byPid[victim]),
+            15,
+            "the killed worker's sessions to end",
+        )
+        self.assertTrue(all(p.lost is None for p in byPid[survivor]))
+        # New sessions, at once (HAProxy redispatches while its check catches up).
+        fresh = await together([openSession(self.base, "websocket") for _ in range(10)])
+        freshPids = await together([pidOf(p) for p in fresh])
+        self.assertNotIn(victim, freshPids)
+
+        async def keepsEchoing(protocol: Recorder) -> list[bytes]:
+            return [await ask(protocol, b"after %d" % n) for n in range(10)]
+
+        echoes = await together([keepsEchoing(p) for p in byPid[survivor]])
+        self.assertEqual(echoes, [[b"after %d" % n for n in range(10)]] * 3)
+
+        def back() -> bool:
+            pid, port = self.supervisor.readyWorkers().get(victimIndex, (victim, 0))
+            return pid != victim and answers(f"http://127.0.0.1:{port}/app/info")
+
+        await until(reactor, back, 30, "the worker back")
+        backAfter = reactor.seconds() - killedAt
+        _log.info("A killed worker was back (listening) {t:.2f} s after SIGKILL", t=backAfter)
+        self.assertLess(backAfter, 15)
+        # And HAProxy sends sessions to it again.
+        newPid = self.supervisor.readyWorkers()[victimIndex][0]
+        await until(reactor, lambda: newPid in self.workerPids(), 5, "the new pid")
+        found = False
+        for _ in range(60):
+            protocol = await openSession(self.base, "websocket")
+            found = found or await pidOf(protocol) == newPid
+            await close(protocol)
+            if found:
+                break
+            await sleep(reactor, 0.05)
+        self.assertTrue(found, "no session reached the restarted worker")
+        await together([close(p) for p in [*fresh, *byPid[survivor]]])
+
+
+class GracefulStopTests(TestCase):
+    timeout = 90
+
+    async def test_sigterm(self) -> None:
+        """
+        SIGTERM: HAProxy stops accepting, every session is closed with 1001, every
+        process exits.
+        """
+        supervisor = Supervisor(2, *APP)
+        self.addCleanup(supervisor.stop)
+        self.addCleanup(lambda: Deferred.fromCoroutine(abortOpened()))
+        supervisor.waitReady("/app/info")
+        sessions = [await openSession(supervisor.base + "/app", "websocket") for _ in range(8)]
+        pids = {await pidOf(p) for p in sessions}
+        self.assertEqual(len(pids), 2)
+        supervisor.process.send_signal(signal.SIGTERM)
+        await until(reactor, lambda: all(p.lost is not None for p in sessions), 20, "closes")
+        codes = {p.transport.closeCode for p in sessions}  # type: ignore[union-attr]
+        self.assertEqual(codes, {1001})
+        await until(reactor, lambda: supervisor.process.poll() is not None, 30, "the exit")
+        # twist ends by the signal that stopped it, once it has stopped cleanly.
+        self.assertIn(supervisor.process.returncode, (0, -signal.SIGTERM))
+        self.assertFalse(answers(supervisor.base + "/app/info"))
+        for pid in pids:
+            self.assertFalse(os.path.exists(f"/proc/{pid}"), f"worker {pid} still running")
+
+
+def testSuite() -> SharedSuite:
+    """
+    This module's tests, for trial: L{WorkersTests} share one cluster.
+    """
+    loader = TestLoader()
+    return SharedSuite(
+        [
+            loader.loadClass(OptionsTests),
+            loader.loadClass(WorkersTests),
+            loader.loadClass(GracefulStopTests),
+        ],
+        [_cluster],
+    )
