@@ -81,6 +81,8 @@ def haproxyConfig(
         raise ValueError("no backends")
 
     def seconds(value: float) -> str:
+        if value == int(value):
+            return f"{int(value)}s"
         return f"{int(value * 1000)}ms"
 
     lines = [
@@ -90,13 +92,17 @@ def haproxyConfig(
         "",
         "defaults",
         "    mode http",
+        "    # Streaming frames go out at once, not held back to fill packets.",
         "    option http-no-delay",
         "    option forwardfor",
+        "    # A request for a server that is down goes to another one.",
         "    option redispatch",
         "    retries 2",
         f"    timeout connect {seconds(connectTimeout)}",
+        "    # Longer than the servers' heartbeat_delay (25 s by default).",
         f"    timeout client {seconds(clientTimeout)}",
         f"    timeout server {seconds(serverTimeout)}",
+        "    # Websockets, once upgraded.",
         f"    timeout tunnel {seconds(tunnelTimeout)}",
         "    timeout http-request 30s",
         "",
@@ -107,9 +113,17 @@ def haproxyConfig(
         "backend sockjs_servers",
     ]
     if cookie:
-        lines += ["    balance roundrobin", "    cookie JSESSIONID prefix nocache"]
+        lines += [
+            "    # Sessions stay on the server named in the JSESSIONID cookie (--jsessionid).",
+            "    balance roundrobin",
+            "    cookie JSESSIONID prefix nocache",
+        ]
     else:
-        lines += [f"    balance uri path-only depth {depth}", "    hash-type consistent"]
+        lines += [
+            "    # Sessions stay on one server: hash /<prefix>/<server_id>/ of the path.",
+            f"    balance uri path-only depth {depth}",
+            "    hash-type consistent",
+        ]
     lines += [
         f"    option httpchk GET {healthPath}",
         "    http-check expect status 200",

@@ -24,6 +24,7 @@ from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
 from ._framing import quoteMessage
+from ._redis import RedisProtocol
 from ._registry import _decodeMessage
 from ._session import Session
 
@@ -299,8 +300,7 @@ class _RedisLink:
 class RedisHub(LocalHub, Service):
     """
     A hub whose publishes reach the subscribers of every process connected to the same
-    Redis server, over Redis pub/sub (with U{txredisapi
-    <https://github.com/IlyaSkriblovsky/txRedisAPI>}).
+    Redis server, over Redis pub/sub.
 
     Subscribers in this process get a message at once, whether Redis can be reached or
     not; the other processes get it through Redis.  Each message travels as
@@ -512,9 +512,7 @@ class RedisHub(LocalHub, Service):
             self._send(self._buffer.popleft())
 
     def _connectPublisher(self) -> Deferred[Any]:
-        from txredisapi import RedisProtocol
-
-        return self._connectProtocol(RedisProtocol)
+        return self._connectProtocol(None)
 
     def _publisherReady(self, protocol: Any) -> None:
         self._linkReady()
@@ -533,15 +531,7 @@ class RedisHub(LocalHub, Service):
     # -- subscribing -----------------------------------------------------------------
 
     def _connectSubscriber(self) -> Deferred[Any]:
-        from txredisapi import SubscriberProtocol
-
-        hub = self
-
-        class _Subscriber(SubscriberProtocol):  # type: ignore[misc]
-            def messageReceived(self, pattern: Any, channel: bytes, message: bytes) -> None:
-                hub._messageReceived(channel, message)
-
-        return self._connectProtocol(_Subscriber)
+        return self._connectProtocol(self._messageReceived)
 
     def _subscriberReady(self, protocol: Any) -> None:
         channels = [self._redisChannel(channel) for channel in self._channels]
@@ -606,35 +596,16 @@ class RedisHub(LocalHub, Service):
 
     # -- connecting ----------------------------------------------------------------
 
-    def _connectProtocol(self, protocolClass: Any) -> Deferred[Any]:
+    def _connectProtocol(self, onMessage: Optional[Callable[[bytes, bytes], None]]) -> Deferred[Any]:
         from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 
-        protocol = protocolClass(
-            charset=None, password=self._password, convertNumbers=False, replyTimeout=None
-        )
-        # txredisapi's line receiver uses the global reactor's callLater: use ours.
-        protocol.callLater = self._reactor.callLater
-        protocol.factory = _ProtocolFactoryStub()
+        protocol = RedisProtocol(password=self._password, onMessage=onMessage)
         endpoint = HostnameEndpoint(
             self._reactor, self.host, self.port, timeout=self._connectTimeout
         )
         d = connectProtocol(endpoint, protocol)
-        d.addCallback(lambda p: p.whenConnected())
+        d.addCallback(lambda p: p.ready)
         return d
-
-
-class _ProtocolFactoryStub:
-    """
-    What txredisapi's protocol asks of its factory when AUTH fails.
-    """
-
-    isLazy = False
-
-    def stopTrying(self) -> None:
-        pass
-
-    def connectionError(self, message: str) -> None:
-        Logger().error("Hub: {message}", message=message)
 
 
 def parseRedisURL(url: str) -> tuple[str, int, Optional[str]]:

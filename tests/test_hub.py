@@ -8,12 +8,16 @@ from __future__ import annotations
 from typing import Any
 
 from twisted.internet import reactor
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
 from sockjs_twisted import _registry, hub as hubModule
+from sockjs_twisted._redis import RedisError, RedisProtocol, encodeCommand
 from sockjs_twisted.hub import IHub, LocalHub, RedisHub, _Backoff, hubFromURL, parseRedisURL
 from sockjs_twisted.testing import ProtocolHarness
 from sockjs_twisted.testserver import BroadcastFactory
@@ -292,3 +296,83 @@ class RedisHubTests(TestCase):
         for n in range(25):
             a.publish("room", b"%d" % n)
         self.assertEqual((a.buffered, a.dropped), (10, 15))
+
+
+class RedisProtocolTests(SynchronousTestCase):
+    """
+    The hub's Redis protocol, over a StringTransport, fed in chunks down to one byte.
+    """
+
+    def connect(self, **kw: Any) -> tuple[RedisProtocol, StringTransport]:
+        protocol = RedisProtocol(**kw)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    def feed(self, protocol: RedisProtocol, data: bytes, size: int) -> None:
+        for i in range(0, len(data), size):
+            protocol.dataReceived(data[i : i + size])
+
+    def test_encode(self) -> None:
+        """Commands go out as RESP arrays of bulk strings."""
+        self.assertEqual(
+            encodeCommand(b"PUBLISH", b"c", b"a\r\nb"),
+            b"*3\r\n$7\r\nPUBLISH\r\n$1\r\nc\r\n$4\r\na\r\nb\r\n",
+        )
+
+    def test_repliesInOrder(self) -> None:
+        """Replies of every kind fire the commands' Deferreds in order, however they are cut."""
+        replies = b":3\r\n+OK\r\n$5\r\nhe\r\no\r\n$-1\r\n*2\r\n:1\r\n$0\r\n\r\n-ERR no\r\n"
+        for size in (1, 2, 3, 7, len(replies)):
+            protocol, transport = self.connect()
+            ds = [protocol.command(b"X") for _ in range(6)]
+            self.feed(protocol, replies, size)
+            self.assertEqual(
+                [self.successResultOf(d) for d in ds[:5]], [3, b"OK", b"he\r\no", None, [1, b""]]
+            )
+            self.failureResultOf(ds[5], RedisError)
+
+    def test_pubsub(self) -> None:
+        """Pushed messages go to onMessage; SUBSCRIBE fires once every channel is confirmed."""
+        messages: list[tuple[bytes, bytes]] = []
+        protocol, transport = self.connect(onMessage=lambda c, m: messages.append((c, m)))
+        d = protocol.subscribe([b"a", b"b"])
+        self.assertEqual(transport.value(), b"*3\r\n$9\r\nSUBSCRIBE\r\n$1\r\na\r\n$1\r\nb\r\n")
+        data = (
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nm1\r\n"
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n"
+            b"*3\r\n$7\r\nmessage\r\n$1\r\nb\r\n$2\r\nm2\r\n"
+        )
+        self.feed(protocol, data, 1)
+        self.assertIsNone(self.successResultOf(d))
+        self.assertEqual(messages, [(b"a", b"m1"), (b"b", b"m2")])
+
+    def test_connectionLost(self) -> None:
+        """Commands waiting when the connection is lost fail; waiters hear of it."""
+        protocol, transport = self.connect()
+        d = protocol.command(b"PING")
+        s = protocol.subscribe([b"a"])
+        lost = protocol.whenDisconnected()
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.failureResultOf(d, ConnectionLost)
+        self.failureResultOf(s, ConnectionLost)
+        self.successResultOf(lost)
+
+    def test_auth(self) -> None:
+        """With a password, ready fires after AUTH succeeds, and fails if it fails."""
+        protocol, transport = self.connect(password="pw")
+        self.assertEqual(transport.value(), b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n")
+        self.assertNoResult(protocol.ready)
+        protocol.dataReceived(b"+OK\r\n")
+        self.assertIs(self.successResultOf(protocol.ready), protocol)
+        bad, transport = self.connect(password="nope")
+        bad.dataReceived(b"-WRONGPASS invalid\r\n")
+        self.failureResultOf(bad.ready, RedisError)
+        self.assertTrue(transport.disconnecting)
+
+    def test_garbage(self) -> None:
+        """A reply that is not RESP closes the connection."""
+        protocol, transport = self.connect()
+        protocol.dataReceived(b"?what\r\n")
+        self.assertTrue(transport.disconnecting)

@@ -7,6 +7,7 @@ runs the servers by hand (C{--print-haproxy-config --backend ...}) has them.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from http.cookiejar import CookieJar
 from typing import Any
@@ -17,18 +18,20 @@ from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
 from twisted.logger import Logger
 from twisted.trial.runner import TestLoader
-from twisted.trial.unittest import TestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import Agent, CookieAgent
 
 from sockjs_twisted._workers import freePort, haproxyConfig, nginxConfig
 from sockjs_twisted.testing import TRANSPORTS, SockJSClient
 
 from ._scaleout import (
+    ROOT,
     Recorder,
     ServerProcess,
     Shared,
     SharedSuite,
     answers,
+    requireBinary,
     sleep,
     startHAProxy,
     startNginx,
@@ -246,8 +249,68 @@ class ProxyTests(TestCase):
         self.assertNotEqual(failures, [], "without cookies, round robin should split sessions")
 
 
+class DocumentedConfigTests(SynchronousTestCase):
+    """
+    The configurations docs/deployment.rst shows are what the code generates.
+    """
+
+    def documented(self, name: str) -> str:
+        with open(os.path.join(ROOT, "docs", "deployment", name)) as f:
+            return f.read()
+
+    def test_haproxy(self) -> None:
+        """docs/deployment/haproxy.cfg is haproxyConfig's output for its example."""
+        self.assertEqual(
+            self.documented("haproxy.cfg"),
+            haproxyConfig(":80", EXAMPLE_BACKENDS, 2, "/chat/info"),
+        )
+
+    def test_haproxyCookie(self) -> None:
+        """docs/deployment/haproxy-cookie.cfg is the cookie mode's output for its example."""
+        self.assertEqual(
+            self.documented("haproxy-cookie.cfg"),
+            haproxyConfig(":80", EXAMPLE_BACKENDS, 2, "/chat/info", cookie=True),
+        )
+
+    def test_nginx(self) -> None:
+        """docs/deployment/nginx.conf is nginxConfig's output for its example."""
+        self.assertEqual(self.documented("nginx.conf"), nginxConfig("80", EXAMPLE_BACKENDS, 2))
+
+    def test_documentedFilesValid(self) -> None:
+        """haproxy -c and nginx -t accept the documented configurations."""
+        haproxy = requireBinary("haproxy")
+        for name in ("haproxy.cfg", "haproxy-cookie.cfg"):
+            path = os.path.join(ROOT, "docs", "deployment", name)
+            check = subprocess.run([haproxy, "-c", "-f", path], capture_output=True)
+            self.assertEqual(check.returncode, 0, check.stderr)
+        nginx = requireBinary("nginx")
+        directory = os.path.abspath(self.mktemp())
+        os.makedirs(directory)
+        conf = os.path.join(directory, "nginx.conf")
+        with open(conf, "w") as f:
+            # The documented file, run as this user: a pid file and temporary paths here,
+            # and a port anyone may bind.
+            f.write(
+                nginxConfig(
+                    "127.0.0.1:%d" % freePort(),
+                    EXAMPLE_BACKENDS,
+                    2,
+                    pidFile=os.path.join(directory, "nginx.pid"),
+                    tempDir=directory,
+                )
+            )
+        check = subprocess.run([nginx, "-t", "-p", directory, "-c", conf], capture_output=True)
+        self.assertEqual(check.returncode, 0, check.stderr)
+
+
+EXAMPLE_BACKENDS = ["10.0.0.1:8081", "10.0.0.2:8081"]
+
+
 def testSuite() -> SharedSuite:
     """
-    This module's tests, for trial: they share the servers and proxies.
+    This module's tests, for trial: L{ProxyTests} share the servers and proxies.
     """
-    return SharedSuite([TestLoader().loadClass(ProxyTests)], [_servers])
+    loader = TestLoader()
+    return SharedSuite(
+        [loader.loadClass(DocumentedConfigTests), loader.loadClass(ProxyTests)], [_servers]
+    )
