@@ -92,7 +92,7 @@ class Sampler:
         self._stop.set()
         self._thread.join()
         best, j = 0.0, 0
-        for i, (t, c) in enumerate(self.samples):
+        for t, c in self.samples:
             while self.samples[j][0] < t - 1.0:
                 j += 1
             t0, c0 = self.samples[j]
@@ -104,9 +104,20 @@ class Sampler:
 def start_redis(logf) -> tuple[subprocess.Popen, int]:
     port = bench.free_port()
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no"],
-        stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=logf,
+        stderr=subprocess.STDOUT,
     )
     time.sleep(0.3)
     return proc, port
@@ -119,8 +130,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--python",
         default=next(
-            (p for p in (bench.venv_python("cpython"), os.path.join(bench.ROOT, ".venv", "bin", "python"))
-             if os.path.exists(p)),
+            (
+                p
+                for p in (
+                    bench.venv_python("cpython"),
+                    os.path.join(bench.ROOT, ".venv", "bin", "python"),
+                )
+                if os.path.exists(p)
+            ),
             sys.executable,
         ),
         help="the Python that runs the server (with this repository and Twisted importable)",
@@ -148,8 +165,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     redis, redis_port = start_redis(logf)
                     argv += ["--redis", f"redis://127.0.0.1:{redis_port}"]
                 bench.log(f"{name} {scenario.key}: {' '.join(argv)}")
-                proc = subprocess.Popen(argv, cwd=bench.ROOT, env=env, stdin=subprocess.DEVNULL,
-                                        stdout=logf, stderr=subprocess.STDOUT)
+                proc = subprocess.Popen(
+                    argv,
+                    cwd=bench.ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=logf,
+                    stderr=subprocess.STDOUT,
+                )
                 try:
                     problem = bench.wait_ready(proc, port, "sockjs", ["/echo", "/broadcast"], 60)
                     if problem is None and extra:
@@ -163,8 +186,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                     pids = process_tree(proc.pid) + ([redis.pid] if redis else [])
                     sampler = Sampler(pids)
                     deadline = 40 if args.quick else 240
-                    result = bench.run_loadgen(scenario, server, running, None, deadline, logf,
-                                               "lite")
+                    result = bench.run_loadgen(
+                        scenario, server, running, None, deadline, logf, "lite"
+                    )
                     server_cores = sampler.stop()
                     throughput = bench.rates(bench.phase(result, "throughput"))
                     entry[scenario.key] = {

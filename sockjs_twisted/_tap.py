@@ -14,19 +14,19 @@ from typing import Any, Optional
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import gatherResults
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.internet.interfaces import IProtocolFactory
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.python.reflect import namedAny
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from ._factory import SockJSSite, mount
-from ._workers import INSTALL_HAPROXY, WorkerSupervisor, freePort, haproxyConfig, hashDepth
 from ._options import DEFAULT_SOCKJS_URL
 from ._resource import SockJSResource
+from ._workers import INSTALL_HAPROXY, WorkerSupervisor, freePort, haproxyConfig, hashDepth
 from .hub import IHub, LocalHub, hubFromURL, parseRedisURL
 from .testserver import testServices
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -39,6 +40,13 @@ INSTALL_HAPROXY = (
 )
 
 _STARTED = re.compile(r"starting on (\d+)")
+
+_EXEC_WITH_PARENT_DEATH_SIGNAL = (
+    "import ctypes, os, signal, sys; "
+    "ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0); "
+    "os.getppid() == 1 and sys.exit(1); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
 
 
 def hashDepth(prefix: str) -> int:
@@ -356,7 +364,7 @@ class WorkerSupervisor(Service):
         self._proxy: Optional[_ChildProtocol] = None
         self._proxyProcess: Optional[IProcessTransport] = None
         self._stopping = False
-        self._proxyCall = None
+        self._proxyCall: Optional[IDelayedCall] = None
 
     @property
     def ports(self) -> list[int]:
@@ -395,16 +403,12 @@ class WorkerSupervisor(Service):
             self._spawnWorker(worker)
         # HAProxy starts once every worker listens (or after proxyDelay seconds), so that
         # its first health checks find them.
-        self._proxyCall: Optional[IDelayedCall] = self._reactor.callLater(
-            self.proxyDelay, self._spawnProxy
-        )
+        self._proxyCall = self._reactor.callLater(self.proxyDelay, self._spawnProxy)
 
     def _workerEnvironment(self) -> dict[str, str]:
         env = dict(os.environ)
         # The workers import what the supervisor imports (the --factory module).
-        env["PYTHONPATH"] = os.pathsep.join(
-            [os.getcwd(), *filter(None, [env.get("PYTHONPATH")])]
-        )
+        env["PYTHONPATH"] = os.pathsep.join([os.getcwd(), *filter(None, [env.get("PYTHONPATH")])])
         return env
 
     def _spawnWorker(self, worker: _Worker) -> None:
@@ -479,10 +483,15 @@ class WorkerSupervisor(Service):
             call.cancel()
         child = _ChildProtocol("haproxy", lambda line: None, self._proxyEnded)
         self._proxy = child
+        command = [self._haproxy, "-db", "-f", self._configPath]
+        if sys.platform.startswith("linux"):
+            # HAProxy gets SIGTERM if the supervisor dies (PR_SET_PDEATHSIG, kept across
+            # exec), so that it never outlives it.
+            command = [self._python, "-c", _EXEC_WITH_PARENT_DEATH_SIGNAL, *command]
         self._proxyProcess = self._reactor.spawnProcess(
             child,
-            self._haproxy,
-            [self._haproxy, "-db", "-f", self._configPath],
+            command[0],
+            command,
             env=dict(os.environ),
             childFDs={0: "w", 1: "r", 2: "r"},
         )
@@ -509,20 +518,21 @@ class WorkerSupervisor(Service):
     def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         self._stopping = True
+        self.log.info("SockJS workers: stopping HAProxy (soft stop), then every worker")
         if self._proxyCall is not None and self._proxyCall.active():
             self._proxyCall.cancel()
         self._proxyCall = None
         waits: list[Deferred[None]] = []
         if self._proxyProcess is not None and self._proxy is not None:
             # Soft stop: no new connections; the open ones end with the workers.
-            self._signal(self._proxyProcess, "USR1")
+            self._signal(self._proxyProcess, signal.SIGUSR1)
             waits.append(self._proxy.ended)
         for worker in self._workers:
             if worker.restart is not None and worker.restart.active():
                 worker.restart.cancel()
             worker.restart = None
             if worker.process is not None and worker.child is not None:
-                self._signal(worker.process, "TERM")
+                self._signal(worker.process, signal.SIGTERM)
                 waits.append(worker.child.ended)
         if not waits:
             return succeed(None)
@@ -540,10 +550,10 @@ class WorkerSupervisor(Service):
     def _killAll(self, processes: list[Optional[IProcessTransport]]) -> None:
         for process in processes:
             if process is not None:
-                self._signal(process, "KILL")
+                self._signal(process, signal.SIGKILL)
 
-    def _signal(self, process: IProcessTransport, name: str) -> None:
+    def _signal(self, process: IProcessTransport, number: int) -> None:
         try:
-            process.signalProcess(name)
+            process.signalProcess(number)
         except (ProcessExitedAlready, OSError):
             pass

@@ -555,16 +555,12 @@ class RedisHub(LocalHub, Service):
     def _channelAdded(self, channel: str) -> None:
         protocol = self._subscriber.protocol
         if protocol is not None:
-            protocol.subscribe([self._redisChannel(channel)]).addErrback(
-                self._subscribeFailed
-            )
+            protocol.subscribe([self._redisChannel(channel)]).addErrback(self._subscribeFailed)
 
     def _channelRemoved(self, channel: str) -> None:
         protocol = self._subscriber.protocol
         if protocol is not None:
-            protocol.unsubscribe([self._redisChannel(channel)]).addErrback(
-                self._subscribeFailed
-            )
+            protocol.unsubscribe([self._redisChannel(channel)]).addErrback(self._subscribeFailed)
 
     def _messageReceived(self, redisChannel: bytes, payload: bytes) -> None:
         prefix = self.prefix.encode("utf-8")
@@ -592,11 +588,15 @@ class RedisHub(LocalHub, Service):
         try:
             self.deliver(channel, message)
         except ValueError:
-            self.log.warn("Hub: ignored a message that is not UTF-8 on {channel!r}", channel=channel)
+            self.log.warn(
+                "Hub: ignored a message that is not UTF-8 on {channel!r}", channel=channel
+            )
 
     # -- connecting ----------------------------------------------------------------
 
-    def _connectProtocol(self, onMessage: Optional[Callable[[bytes, bytes], None]]) -> Deferred[Any]:
+    def _connectProtocol(
+        self, onMessage: Optional[Callable[[bytes, bytes], None]]
+    ) -> Deferred[Any]:
         from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
 
         protocol = RedisProtocol(password=self._password, onMessage=onMessage)

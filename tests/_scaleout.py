@@ -85,9 +85,7 @@ def sleep(reactor: Any, seconds: float) -> Deferred[None]:
     return deferLater(reactor, seconds, lambda: None)
 
 
-async def until(
-    reactor: Any, check: Callable[[], bool], timeout: float, what: str
-) -> float:
+async def until(reactor: Any, check: Callable[[], bool], timeout: float, what: str) -> float:
     """
     Wait (on the reactor) until C{check} is true; return how long it took.
     """

@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from functools import partial
 from typing import Any, Callable
 
 from twisted.trial.runner import TestLoader
+from twisted.trial.unittest import TestSuite
 
 from sockjs_twisted._workers import freePort, nginxConfig
 
@@ -68,7 +70,7 @@ class _NginxSetUp:
         self.proxy: Any = None
         try:
             for server in self.servers:
-                waitFor(lambda s=server: answers(s.base + "/echo/info"), 60, "a server")
+                waitFor(partial(answers, server.base + "/echo/info"), 60, "a server")
             port = freePort()
             self.proxy = startNginx(
                 lambda directory: nginxConfig(
@@ -169,7 +171,7 @@ class NginxBrowserTests(_ScaleOutBrowserTests):
     setUp_ = _nginx
 
 
-def testSuite() -> SharedSuite:
+def testSuite() -> TestSuite:
     """
     This module's tests, for trial: one Chromium, one page server, one set-up each.
     """
@@ -179,5 +181,3 @@ def testSuite() -> SharedSuite:
         [_pages, _workers, _nginx],
     )
     return test_browser._OneBrowserSuite([suite])
-
-

@@ -9,14 +9,15 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.error import ConnectionDone, ConnectionLost
-from twisted.internet.testing import StringTransport
-from twisted.python.failure import Failure
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransport
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
-from sockjs_twisted import _registry, hub as hubModule
+from sockjs_twisted import _registry
+from sockjs_twisted import hub as hubModule
 from sockjs_twisted._redis import RedisError, RedisProtocol, encodeCommand
 from sockjs_twisted.hub import IHub, LocalHub, RedisHub, _Backoff, hubFromURL, parseRedisURL
 from sockjs_twisted.testing import ProtocolHarness
@@ -155,7 +156,9 @@ class LocalHubTests(SynchronousTestCase):
         a, b = harness.connect(), harness.connect()
         a.send("hello")
         harness.flush()
-        self.assertEqual((a.received, b.received, outside.written), (["hello"], ["hello"], [b"hello"]))
+        self.assertEqual(
+            (a.received, b.received, outside.written), (["hello"], ["hello"], [b"hello"])
+        )
         a.disconnect()
         b.disconnect()
         self.assertEqual(hub.subscribers("broadcast"), [outside])

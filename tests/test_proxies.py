@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from functools import partial
 from http.cookiejar import CookieJar
 from typing import Any
 
@@ -70,7 +71,7 @@ class _Servers:
         self.proxies: dict[str, Any] = {}
         try:
             for server in self.servers:
-                waitFor(lambda s=server: answers(s.base + "/app/info"), 60, "a server")
+                waitFor(partial(answers, server.base + "/app/info"), 60, "a server")
             backends = [f"127.0.0.1:{s.port}" for s in self.servers]
 
             def haproxy(name: str, **kw: Any) -> None:
@@ -99,7 +100,7 @@ class _Servers:
                 port,
             )
             for proxy in self.proxies.values():
-                waitFor(lambda p=proxy: answers(p.base + "/app/info"), 30, "a proxy")
+                waitFor(partial(answers, proxy.base + "/app/info"), 30, "a proxy")
         except BaseException:
             self.stop()
             raise
@@ -237,12 +238,10 @@ class ProxyTests(TestCase):
             except Exception as e:
                 failures.append(str(e))
                 if protocol.transport is not None and protocol.lost is None:
-                    protocol.transport.abortConnection()
+                    protocol.transport.abortConnection()  # type: ignore[attr-defined]
             await protocol.closed
 
-        await together(
-            [one(t, True) for _ in range(15) for t in ("xhr-polling", "xhr-streaming")]
-        )
+        await together([one(t, True) for _ in range(15) for t in ("xhr-polling", "xhr-streaming")])
         self.assertEqual(failures, [])
         self.assertEqual(len(set(pids)), 2)
         await together([one("xhr-polling", False) for _ in range(10)])

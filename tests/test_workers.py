@@ -8,10 +8,11 @@ tested in memory, the generated configuration by C{haproxy -c}.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
-from typing import Any, Optional
+from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
@@ -94,7 +95,9 @@ class OptionsTests(SynchronousTestCase):
         service = makeService(options, reactor)
         self.assertIsInstance(service, WorkerSupervisor)
         assert isinstance(service, WorkerSupervisor)
-        self.assertEqual((service.bind, service.publicPort, len(service.ports)), ("127.0.0.1:8090", 8090, 3))
+        self.assertEqual(
+            (service.bind, service.publicPort, len(service.ports)), ("127.0.0.1:8090", 8090, 3)
+        )
         self.assertEqual(
             sorted(options.workerArguments()),
             sorted(
@@ -116,8 +119,8 @@ class OptionsTests(SynchronousTestCase):
         """--workers without --redis warns that hub messages stay inside each worker."""
         requireBinary("haproxy")
         events: list[dict[str, Any]] = []
-        globalLogPublisher.addObserver(events.append)
-        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        globalLogPublisher.addObserver(events.append)  # type: ignore[arg-type]
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)  # type: ignore[arg-type]
         makeService(parse("--port", "8091", "--workers", "2"), reactor)
         warnings = [e for e in events if "without --redis" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)
@@ -193,7 +196,7 @@ async def abortOpened() -> None:
     _opened.clear()
     for protocol in opened:
         if protocol.lost is None and protocol.transport is not None:
-            protocol.transport.abortConnection()
+            protocol.transport.abortConnection()  # type: ignore[attr-defined]
     for protocol in opened:
         await protocol.closed
 
@@ -276,7 +279,9 @@ class WorkersTests(TestCase):
     def workerPids(self) -> set[int]:
         return {pid for pid, _ in self.supervisor.readyWorkers().values()}
 
-    async def sessionsOn(self, count: int, transport: str = "websocket") -> dict[int, list[Recorder]]:
+    async def sessionsOn(
+        self, count: int, transport: str = "websocket"
+    ) -> dict[int, list[Recorder]]:
         """
         Open sessions until each worker has C{count}; close the extra ones.
         """
@@ -322,7 +327,9 @@ class WorkersTests(TestCase):
             await together([one(t, n) for t, n in jobs[start : start + 50]])
         self.assertEqual(failures, [])
         split = {t: {pid: pids.count(pid) for pid in set(pids)} for t, pids in results.items()}
-        _log.info("200 sessions through HAProxy, by transport and worker pid: {split}", split=split)
+        _log.info(
+            "200 sessions through HAProxy, by transport and worker pid: {split}", split=split
+        )
         allPids = [pid for pids in results.values() for pid in pids]
         self.assertEqual(len(allPids), 200)
         self.assertEqual(set(allPids), self.workerPids())
@@ -429,6 +436,17 @@ class WorkersTests(TestCase):
         await together([close(p) for p in [*fresh, *byPid[survivor]]])
 
 
+def _running(pid: int) -> bool:
+    """
+    Is process C{pid} alive (a zombie waiting for its new parent to reap it is not)?
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class GracefulStopTests(TestCase):
     timeout = 90
 
@@ -453,7 +471,25 @@ class GracefulStopTests(TestCase):
         self.assertIn(supervisor.process.returncode, (0, -signal.SIGTERM))
         self.assertFalse(answers(supervisor.base + "/app/info"))
         for pid in pids:
-            self.assertFalse(os.path.exists(f"/proc/{pid}"), f"worker {pid} still running")
+            self.assertFalse(_running(pid), f"worker {pid} still running")
+        # The supervisor stopped them (not only their standard input closing).
+        log = supervisor.log()
+        for index in (0, 1):
+            self.assertIn(f"[worker {index}] ", log)
+            self.assertRegex(log, rf"\[worker {index}\] .*Received SIGTERM")
+        self.assertIn("[haproxy]", log)
+
+    async def test_supervisorKilled(self) -> None:
+        """Workers and HAProxy whose supervisor was killed (SIGKILL) exit by themselves."""
+        supervisor = Supervisor(2, *APP)
+        self.addCleanup(supervisor.stop)
+        supervisor.waitReady("/app/info")
+        pids = [pid for pid, _ in supervisor.readyWorkers().values()]
+        match = re.search(r"HAProxy \(pid (\d+)\)", supervisor.log())
+        assert match is not None
+        pids.append(int(match.group(1)))
+        os.kill(supervisor.process.pid, signal.SIGKILL)
+        await until(reactor, lambda: not any(map(_running, pids)), 20, "the workers to exit")
 
 
 def testSuite() -> SharedSuite:
