@@ -135,7 +135,10 @@ def haproxyConfig(
     lines += [
         f"    option httpchk GET {healthPath}",
         "    http-check expect status 200",
-        f"    default-server inter {seconds(checkInterval)} fastinter 250ms fall 2 rise 1",
+        "    # A server that refuses connections is down after 3 checks; a busy one has 5 s",
+        "    # to answer each.",
+        "    timeout check 5s",
+        f"    default-server inter {seconds(checkInterval)} downinter 500ms fall 3 rise 1",
     ]
     for index, backend in enumerate(backends):
         name = f"w{index}"
