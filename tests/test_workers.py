@@ -24,6 +24,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from sockjs_twisted._tap import Options, makeService
 from sockjs_twisted._workers import WorkerSupervisor, haproxyConfig, hashDepth
+from sockjs_twisted.hub import RedisHub
 from sockjs_twisted.testing import TRANSPORTS, SockJSClient
 
 from ._scaleout import (
@@ -124,6 +125,22 @@ class OptionsTests(SynchronousTestCase):
         makeService(parse("--port", "8091", "--workers", "2"), reactor)
         warnings = [e for e in events if "without --redis" in e.get("log_format", "")]
         self.assertEqual(len(warnings), 1)
+
+    def test_redisHubForTestServices(self) -> None:
+        """--redis gives /broadcast a Redis hub, started and stopped with the server."""
+        service = makeService(parse("--port", "tcp:0", "--redis", "redis://127.0.0.1:1"), reactor)
+        hubs = [child for child in service if isinstance(child, RedisHub)]  # type: ignore[attr-defined]
+        self.assertEqual([(h.host, h.port) for h in hubs], [("127.0.0.1", 1)])
+        broadcast = service.endpoints[-1]  # type: ignore[attr-defined]
+        self.assertIs(broadcast.sessions.factory.hub, hubs[0])
+
+    def test_redisHubForFactory(self) -> None:
+        """--redis sets the hub attribute of a --factory that has one."""
+        options = parse("--port", "tcp:0", *APP, "--redis", "redis://127.0.0.1:2")
+        makeService(options, reactor)
+        hub = options["userFactory"].hub
+        self.assertIsInstance(hub, RedisHub)
+        self.assertEqual(hub.port, 2)
 
     def test_hashDepth(self) -> None:
         """The hash covers the prefix's segments and the server id."""
@@ -360,6 +377,62 @@ class WorkersTests(TestCase):
                 mine = [m for m in protocol.received if m.startswith(b"%d:" % index)]
                 self.assertEqual(mine, [b"%d:%d" % (index, n) for n in range(20)])
         await together([close(p) for p in everyone])
+
+    async def test_redisRestart(self) -> None:
+        """
+        Redis restarted while a session on one worker keeps broadcasting: every session
+        stays open, broadcasts reach the other worker again within seconds, in order;
+        the messages lost are counted and reported.
+        """
+        cluster: _Cluster = _cluster.get(self)
+        byPid = await self.sessionsOn(2)
+        (pidA, onA), (pidB, onB) = sorted(byPid.items())
+        publisher = onA[0]
+        assert publisher.transport is not None
+        for protocol in [*onA, *onB]:
+            protocol.received.clear()
+        sent = 0
+
+        async def publish(seconds: float) -> None:
+            nonlocal sent
+            end = reactor.seconds() + seconds
+            while reactor.seconds() < end:
+                publisher.transport.write(b"!pub r:%d" % sent)  # type: ignore[union-attr]
+                sent += 1
+                await sleep(reactor, 0.02)
+
+        def numbers(protocol: Recorder) -> list[int]:
+            return [int(m[2:]) for m in protocol.received if m.startswith(b"r:")]
+
+        await publish(0.5)
+        cluster.redis.stop()
+        await publish(1.0)
+        cluster.redis.start()
+        restarted, before = reactor.seconds(), sent
+        while not all(numbers(p) and numbers(p)[-1] >= before for p in onB):
+            await publish(0.1)
+            self.assertLess(reactor.seconds() - restarted, 20, "broadcasts did not resume")
+        resumed = reactor.seconds() - restarted
+        await publish(0.5)
+        last = sent - 1
+        await until(
+            reactor, lambda: all(numbers(p)[-1:] == [last] for p in [*onA, *onB]), 10, "the end"
+        )
+        for protocol in [*onA, *onB]:
+            self.assertIsNone(protocol.lost)
+            got = numbers(protocol)
+            self.assertEqual(got, sorted(set(got)))
+        self.assertEqual([numbers(p) for p in onA], [list(range(sent))] * len(onA))
+        lost = [sent - len(numbers(p)) for p in onB]
+        _log.info(
+            "Redis restart under --workers 2: {sent} broadcasts, lost on the other worker's "
+            "sessions: {lost}; delivery there resumed {resumed:.2f} s after Redis restarted",
+            sent=sent,
+            lost=lost,
+            resumed=resumed,
+        )
+        self.assertLess(resumed, 15)
+        await together([close(p) for p in [*onA, *onB]])
 
     async def test_streamingLatency(self) -> None:
         """
