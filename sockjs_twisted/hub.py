@@ -39,7 +39,8 @@ class IHub(Interface):
     def subscribe(channel: str, transport: Any) -> None:
         """
         Write every message later published on C{channel} to C{transport} (once, however
-        often it subscribes).
+        often it subscribes).  A transport found C{disconnecting} (closed) when a message
+        comes is unsubscribed from every channel.
         """
 
     def unsubscribe(channel: str, transport: Any) -> None:
@@ -159,6 +160,11 @@ class LocalHub:
         if quoted is None:
             quoted = quoteMessage(_decodeMessage(message))
         for transport in list(members):
+            if getattr(transport, "disconnecting", False):
+                # Closed or closing (a session drops writes then): forget it, in case its
+                # protocol does not unsubscribe.
+                self.unsubscribeAll(transport)
+                continue
             try:
                 writeQuoted(transport, message, quoted)
             except Exception:

@@ -87,6 +87,23 @@ class LocalHubTests(SynchronousTestCase):
         hub.unsubscribeAll(a)
         self.assertEqual(hub.channels(), [])
 
+    def test_closedTransportsForgotten(self) -> None:
+        """A subscriber found closed (disconnecting) is unsubscribed from every channel."""
+        hub = LocalHub()
+        harness = ProtocolHarness(Factory.forProtocol(Idle))
+        gone, staying = harness.connect(), harness.connect()
+        for client in (gone, staying):
+            assert client.session is not None
+            hub.subscribe("room", client.session)
+            hub.subscribe("hall", client.session)
+        gone.disconnect()
+        hub.publish("room", b"x")
+        harness.flush()
+        self.assertEqual(hub.subscribers("room"), [staying.session])
+        self.assertEqual(hub.subscribers("hall"), [staying.session])
+        self.assertEqual((hub.delivered, staying.received), (1, ["x"]))
+        staying.disconnect()
+
     def test_badMessages(self) -> None:
         """publish() takes UTF-8 bytes and says so at the call."""
         hub = LocalHub()
