@@ -273,8 +273,12 @@ def startNginx(configFor: Callable[[str], str], port: int) -> ProxyProcess:
     path = os.path.join(directory, "nginx.conf")
     with open(path, "w") as f:
         f.write(configFor(directory))
-    command = [binary, "-p", directory, "-c", path, "-g", "daemon off;"]
-    check = subprocess.run([binary, "-t", "-p", directory, "-c", path], capture_output=True)
+    # -e stderr: nginx opens its default error log before it reads the configuration,
+    # which an ordinary user may not write.
+    command = [binary, "-e", "stderr", "-p", directory, "-c", path, "-g", "daemon off;"]
+    check = subprocess.run(
+        [binary, "-e", "stderr", "-t", "-p", directory, "-c", path], capture_output=True
+    )
     if check.returncode != 0:
         raise AssertionError(f"nginx -t rejects the configuration:\n{check.stderr!r}")
     return ProxyProcess(command, port, directory)

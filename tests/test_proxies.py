@@ -298,7 +298,9 @@ class DocumentedConfigTests(SynchronousTestCase):
                     tempDir=directory,
                 )
             )
-        check = subprocess.run([nginx, "-t", "-p", directory, "-c", conf], capture_output=True)
+        check = subprocess.run(
+            [nginx, "-e", "stderr", "-t", "-p", directory, "-c", conf], capture_output=True
+        )
         self.assertEqual(check.returncode, 0, check.stderr)
 
 
