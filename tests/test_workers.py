@@ -16,8 +16,10 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionDone, ProcessTerminated
+from twisted.internet.task import Clock
 from twisted.logger import Logger, globalLogPublisher
+from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.runner import TestLoader
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -193,6 +195,138 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("cookie JSESSIONID prefix nocache", config)
         self.assertIn("server w1 b:2 check cookie w1", config)
         self.assertNotIn("balance uri", config)
+
+
+class FakeProcess:
+    """
+    A spawned process, as the supervisor sees it: its pid and the signals it got.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.signals: list[int] = []
+
+    def signalProcess(self, number: int) -> None:
+        self.signals.append(number)
+
+
+class ProcessReactor(Clock):
+    """
+    A clock that records spawnProcess calls.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spawned: list[tuple[Any, list[str], FakeProcess]] = []
+
+    def spawnProcess(self, protocol: Any, executable: str, args: list[str], **kw: Any) -> Any:
+        process = FakeProcess(1000 + len(self.spawned))
+        self.spawned.append((protocol, args, process))
+        protocol.makeConnection(process)
+        return process
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def end(protocol: Any) -> None:
+    """
+    The process of C{protocol} ends (killed by a signal).
+    """
+    protocol.processEnded(Failure(ProcessTerminated(signal=9)))
+
+
+class SupervisorTests(SynchronousTestCase):
+    """
+    The supervisor on a clock, with recorded processes.
+    """
+
+    def supervisor(self, count: int = 2) -> tuple[WorkerSupervisor, ProcessReactor]:
+        reactor = ProcessReactor()
+        directory = self.mktemp()
+        os.makedirs(directory)
+        supervisor = WorkerSupervisor(
+            reactor, count, "127.0.0.1:9", 9, ["--x"], 2, "/info", configDirectory=directory
+        )
+        supervisor.startService()
+        return supervisor, reactor
+
+    def workers(self, reactor: ProcessReactor) -> list[tuple[Any, list[str], FakeProcess]]:
+        return [s for s in reactor.spawned if "sockjs" in s[1]]
+
+    def test_startsWorkersThenHAProxy(self) -> None:
+        """Workers start first; HAProxy once every worker says it listens."""
+        supervisor, reactor = self.supervisor()
+        workers = self.workers(reactor)
+        self.assertEqual(len(reactor.spawned), 2)
+        for index, (protocol, args, _) in enumerate(workers):
+            self.assertIn(f"tcp:{supervisor.ports[index]}:interface=127.0.0.1", args)
+            self.assertEqual(args[-2:], ["--supervised", "--x"])
+            protocol.childDataReceived(
+                1, b"... SockJSSite starting on %d\n" % supervisor.ports[index]
+            )
+        self.assertEqual(len(reactor.spawned), 3)
+        self.assertIn("-db", reactor.spawned[2][1])
+
+    def test_haproxyAfterDelay(self) -> None:
+        """HAProxy starts after proxyDelay seconds even if a worker never says it listens."""
+        supervisor, reactor = self.supervisor()
+        reactor.advance(supervisor.proxyDelay)
+        self.assertEqual(len(reactor.spawned), 3)
+
+    def test_restartBackoff(self) -> None:
+        """A worker that keeps dying young is restarted after 0.1 s, doubling, up to 10 s."""
+        supervisor, reactor = self.supervisor(count=1)
+        supervisor.proxyDelay = 1000
+        delays = []
+        for _ in range(10):
+            before = len(self.workers(reactor))
+            end(self.workers(reactor)[-1][0])
+            (restart,) = [c for c in reactor.getDelayedCalls() if c.func != supervisor._spawnProxy]
+            delays.append(round(restart.getTime() - reactor.seconds(), 3))
+            reactor.advance(delays[-1])
+            self.assertEqual(len(self.workers(reactor)), before + 1)
+        self.assertEqual(delays, [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 10.0, 10.0, 10.0])
+
+    def test_backoffResetsAfterALongLife(self) -> None:
+        """A worker that lived 10 s or more is restarted after 0.1 s again."""
+        supervisor, reactor = self.supervisor(count=1)
+        for _ in range(3):
+            end(self.workers(reactor)[-1][0])
+            reactor.advance(10)
+        reactor.advance(11)
+        before = len(self.workers(reactor))
+        end(self.workers(reactor)[-1][0])
+        reactor.advance(0.1)
+        self.assertEqual(len(self.workers(reactor)), before + 1)
+
+    def test_stop(self) -> None:
+        """Stopping soft-stops HAProxy, TERMs the workers, and waits for every process."""
+        supervisor, reactor = self.supervisor()
+        reactor.advance(supervisor.proxyDelay)
+        (w0, _, p0), (w1, _, p1), (proxy, _, pp) = reactor.spawned
+        d = supervisor.stopService()
+        self.assertEqual((pp.signals, p0.signals, p1.signals), ([10], [15], [15]))
+        for protocol in (w0, proxy):
+            end(protocol)
+        self.assertNoResult(d)
+        end(w1)
+        self.successResultOf(d)
+        reactor.advance(60)
+        self.assertEqual(len(reactor.spawned), 3, "no restart while stopping")
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_stopKillsLaggards(self) -> None:
+        """A process still running stopTimeout seconds after the stop gets SIGKILL."""
+        supervisor, reactor = self.supervisor(count=1)
+        reactor.advance(supervisor.proxyDelay)
+        (worker, _, process), (proxy, _, _) = reactor.spawned
+        d = supervisor.stopService()
+        end(proxy)
+        reactor.advance(supervisor.stopTimeout)
+        self.assertEqual(process.signals, [15, 9])
+        end(worker)
+        self.successResultOf(d)
 
 
 _opened: list[Recorder] = []
@@ -573,6 +707,7 @@ def testSuite() -> SharedSuite:
     return SharedSuite(
         [
             loader.loadClass(OptionsTests),
+            loader.loadClass(SupervisorTests),
             loader.loadClass(WorkersTests),
             loader.loadClass(GracefulStopTests),
         ],
