@@ -282,7 +282,7 @@ class SupervisorTests(SynchronousTestCase):
         for _ in range(10):
             before = len(self.workers(reactor))
             end(self.workers(reactor)[-1][0])
-            (restart,) = [c for c in reactor.getDelayedCalls() if c.func != supervisor._spawnProxy]
+            (restart,) = [c for c in reactor.getDelayedCalls() if c.func != supervisor._spawnProxy]  # type: ignore[attr-defined]
             delays.append(round(restart.getTime() - reactor.seconds(), 3))
             reactor.advance(delays[-1])
             self.assertEqual(len(self.workers(reactor)), before + 1)
