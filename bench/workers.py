@@ -150,7 +150,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     plan = [s for s in bench.scenarios(args.quick) if s.key in ("A100", "A10", "E")]
     plan = [s for s in plan if s.key != "A10" or args.quick]
     os.makedirs(bench.OUT, exist_ok=True)
-    report: Dict[str, Any] = {"quick": args.quick, "cpus": os.cpu_count(), "configs": {}}
+    report: Dict[str, Any] = {
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "load_before": os.getloadavg(),
+        "configs": {},
+    }
     failures: List[str] = []
     env = dict(os.environ, PYTHONPATH=bench.ROOT)
     with open(os.path.join(bench.OUT, "workers.log"), "w") as logf:
@@ -207,6 +212,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     if redis is not None:
                         bench.stop(redis)
     report["failures"] = failures
+    report["load_after"] = os.getloadavg()
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
     rows = [f"{'':<34}" + "".join(f"{n:>14}" for n, _ in CONFIGS)]
@@ -226,7 +232,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows.append(
         f"\n{os.cpu_count()} CPUs, nothing pinned: servers, HAProxy, redis-server and the load "
         "generator share them. server-side = the server's processes (supervisor, workers, "
-        "HAProxy) and redis-server."
+        "HAProxy) and redis-server. Load average (1 min) before/after: "
+        f"{report['load_before'][0]:.1f}/{report['load_after'][0]:.1f}: other processes "
+        "running at the same time make every figure lower and noisier."
     )
     print("\n".join(rows))
     for failure in failures:
