@@ -196,9 +196,13 @@ def main(argv: Optional[List[str]] = None) -> int:
                     )
                     server_cores = sampler.stop()
                     throughput = bench.rates(bench.phase(result, "throughput"))
+                    rate = throughput.get("per_wall_s")
                     entry[scenario.key] = {
                         "title": scenario.title,
-                        "per_wall_s": throughput.get("per_wall_s"),
+                        "per_wall_s": rate,
+                        "per_server_side_cpu_s": rate / server_cores
+                        if rate and server_cores
+                        else None,
                         "loadgen_cpu_share": throughput.get("loadgen_cpu_share"),
                         "server_side_cores": server_cores,
                         "processes": len(pids),
@@ -215,20 +219,21 @@ def main(argv: Optional[List[str]] = None) -> int:
     report["load_after"] = os.getloadavg()
     with open(args.json, "w") as f:
         json.dump(report, f, indent=2)
-    rows = [f"{'':<34}" + "".join(f"{n:>14}" for n, _ in CONFIGS)]
+    rows = [f"{'':<46}" + "".join(f"{n:>14}" for n, _ in CONFIGS)]
     for scenario in plan:
         rows.append(scenario.title)
         unit = "deliveries/s" if scenario.key == "E" else "messages/s"
         for label, key, fmt in (
             (f"  {unit}", "per_wall_s", bench.human),
             ("  server-side cores (busiest second)", "server_side_cores", lambda v: f"{v:.2f}"),
+            (f"  {unit} per server-side CPU s (approx.)", "per_server_side_cpu_s", bench.human),
             ("  load generator cores used", "loadgen_cpu_share", lambda v: f"{v:.2f}"),
         ):
             cells = []
             for n, _ in CONFIGS:
                 v = report["configs"].get(n, {}).get(scenario.key, {}).get(key)
                 cells.append((fmt(v) if isinstance(v, (int, float)) else "-").rjust(14))
-            rows.append(f"{label:<34}" + "".join(cells))
+            rows.append(f"{label:<46}" + "".join(cells))
     rows.append(
         f"\n{os.cpu_count()} CPUs, nothing pinned: servers, HAProxy, redis-server and the load "
         "generator share them. server-side = the server's processes (supervisor, workers, "
