@@ -17,7 +17,8 @@ import time
 import urllib.request
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -25,6 +26,7 @@ from twisted.trial.unittest import SkipTest, TestSuite
 
 from sockjs_twisted._workers import freePort
 from sockjs_twisted.hub import IHub, LocalHub
+from sockjs_twisted.testing import SockJSClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -327,6 +329,65 @@ class ServerProcess:
 
     def stop(self) -> None:
         stopProcess(self.process)
+
+
+# -- SockJS sessions through the proxies ---------------------------------------------------
+
+_opened: list[Recorder] = []
+
+
+async def openSession(base: str, transport: str) -> Recorder:
+    protocol = Recorder()
+    await SockJSClient(reactor, base, transport).connect(protocol)
+    _opened.append(protocol)
+    return protocol
+
+
+async def abortOpened() -> None:
+    """
+    End every session a test left open (one that failed half-way).
+    """
+    opened = list(_opened)
+    _opened.clear()
+    for protocol in opened:
+        if protocol.lost is None and protocol.transport is not None:
+            protocol.transport.abortConnection()  # type: ignore[attr-defined]
+    for protocol in opened:
+        await protocol.closed
+
+
+async def ask(protocol: Recorder, message: bytes, timeout: float = 15) -> bytes:
+    """
+    Send C{message}; the first message received after it.
+    """
+    count = len(protocol.received)
+    assert protocol.transport is not None
+    protocol.transport.write(message)
+    await until(
+        reactor,
+        lambda: len(protocol.received) > count or protocol.lost is not None,
+        timeout,
+        f"an answer to {message!r}",
+    )
+    if len(protocol.received) <= count:
+        raise AssertionError(f"session lost before an answer to {message!r}: {protocol.lost}")
+    return protocol.received[count]
+
+
+async def pidOf(protocol: Recorder) -> int:
+    answer = await ask(protocol, b"!pid")
+    return int(answer.split()[1])
+
+
+async def close(protocol: Recorder) -> None:
+    if protocol.lost is None:
+        assert protocol.transport is not None
+        protocol.transport.loseConnection()
+    await protocol.closed
+
+
+def together(coroutines: list[Any]) -> Deferred[list[Any]]:
+    return gatherResults([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
 
 
 # -- the application the tests serve ------------------------------------------------------

@@ -31,14 +31,19 @@ from ._scaleout import (
     ServerProcess,
     Shared,
     SharedSuite,
+    abortOpened,
     answers,
+    ask,
+    close,
+    openSession,
+    pidOf,
     requireBinary,
     sleep,
     startHAProxy,
     startNginx,
+    together,
     waitFor,
 )
-from .test_workers import abortOpened, ask, close, openSession, pidOf, together
 
 _log = Logger()
 

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone, ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.logger import Logger, globalLogPublisher
@@ -27,7 +27,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from sockjs_twisted._tap import Options, makeService
 from sockjs_twisted._workers import WorkerSupervisor, haproxyConfig, hashDepth
 from sockjs_twisted.hub import RedisHub
-from sockjs_twisted.testing import TRANSPORTS, SockJSClient
+from sockjs_twisted.testing import TRANSPORTS
 
 from ._scaleout import (
     ROOT,
@@ -36,9 +36,15 @@ from ._scaleout import (
     Shared,
     SharedSuite,
     Supervisor,
+    abortOpened,
     answers,
+    ask,
+    close,
+    openSession,
+    pidOf,
     requireBinary,
     sleep,
+    together,
     until,
 )
 
@@ -327,63 +333,6 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(process.signals, [15, 9])
         end(worker)
         self.successResultOf(d)
-
-
-_opened: list[Recorder] = []
-
-
-async def openSession(base: str, transport: str) -> Recorder:
-    protocol = Recorder()
-    await SockJSClient(reactor, base, transport).connect(protocol)
-    _opened.append(protocol)
-    return protocol
-
-
-async def abortOpened() -> None:
-    """
-    End every session a test left open (one that failed half-way).
-    """
-    opened = list(_opened)
-    _opened.clear()
-    for protocol in opened:
-        if protocol.lost is None and protocol.transport is not None:
-            protocol.transport.abortConnection()  # type: ignore[attr-defined]
-    for protocol in opened:
-        await protocol.closed
-
-
-async def ask(protocol: Recorder, message: bytes, timeout: float = 15) -> bytes:
-    """
-    Send C{message}; the first message received after it.
-    """
-    count = len(protocol.received)
-    assert protocol.transport is not None
-    protocol.transport.write(message)
-    await until(
-        reactor,
-        lambda: len(protocol.received) > count or protocol.lost is not None,
-        timeout,
-        f"an answer to {message!r}",
-    )
-    if len(protocol.received) <= count:
-        raise AssertionError(f"session lost before an answer to {message!r}: {protocol.lost}")
-    return protocol.received[count]
-
-
-async def pidOf(protocol: Recorder) -> int:
-    answer = await ask(protocol, b"!pid")
-    return int(answer.split()[1])
-
-
-async def close(protocol: Recorder) -> None:
-    if protocol.lost is None:
-        assert protocol.transport is not None
-        protocol.transport.loseConnection()
-    await protocol.closed
-
-
-def together(coroutines: list[Any]) -> Deferred[list[Any]]:
-    return gatherResults([Deferred.fromCoroutine(c) for c in coroutines], consumeErrors=True)
 
 
 class _Cluster:
