@@ -52,6 +52,8 @@ _log = Logger()
 SHORT = 1.5
 IDLE = 4.0
 HEARTBEAT = "0.5"
+# nginx's proxy_read_timeout in these tests (whole seconds).
+NGINX_TIMEOUT = 2
 
 
 class _Servers:
@@ -99,6 +101,7 @@ class _Servers:
                     f"127.0.0.1:{port}",
                     backends,
                     2,
+                    readTimeout=NGINX_TIMEOUT,
                     pidFile=os.path.join(directory, "nginx.pid"),
                     tempDir=directory,
                 ),
@@ -216,6 +219,29 @@ class ProxyTests(TestCase):
         self.addCleanup(ws.close)
         ws.send("through nginx")
         self.assertEqual(ws.recv(), "through nginx")
+
+    async def test_nginxHeartbeatsKeepSessions(self) -> None:
+        """
+        Through nginx with a 2 s read timeout, heartbeats (every 0.5 s) keep idle
+        websocket and xhr-streaming sessions alive; a raw websocket, which has no
+        heartbeats (the control), is cut.
+        """
+        sessions = [
+            await openSession(self.base("nginx"), transport)
+            for transport in ("websocket", "xhr-streaming")
+        ]
+        raw = websocket.create_connection(self.websocketURL("nginx"), timeout=10)
+        self.addCleanup(raw.close)
+        raw.send("before")
+        self.assertEqual(raw.recv(), "before")
+        await sleep(reactor, IDLE)
+        for protocol in sessions:
+            self.assertIsNone(protocol.lost)
+            self.assertEqual(await ask(protocol, b"still here"), b"still here")
+            await close(protocol)
+        with self.assertRaises((websocket.WebSocketException, OSError)):
+            raw.send("after")
+            raw.recv()
 
     async def test_cookieAffinity(self) -> None:
         """
