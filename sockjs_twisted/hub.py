@@ -23,10 +23,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import Attribute, Interface, implementer
 
-from ._framing import quoteMessage
+from ._framing import decodeWritten, quoteMessage
 from ._redis import RedisProtocol
-from ._registry import _decodeMessage
-from ._session import Session
+from ._session import SockJSTransport
 
 __all__ = ["IHub", "LocalHub", "RedisHub", "hubFromURL", "parseRedisURL", "writeQuoted"]
 
@@ -76,13 +75,26 @@ def writeQuoted(transport: Any, message: bytes, quoted: str) -> None:
     client does not read is closed when its queue passes C{max_queue_size}), so a slow
     subscriber never holds up the others.  Any other transport gets C{write(message)}.
     """
-    if type(transport) is Session and transport._framed:
-        # The session quotes through its endpoint, which remembers the last bytes
-        # object it quoted: hand it the answer.
-        factory = transport._factory
-        factory._lastData = message
-        factory._lastQuoted = quoted
+    if type(transport) is SockJSTransport:
+        session = transport._session
+        if session._framed and not session._tail:
+            # The session quotes through its endpoint, which remembers the last bytes
+            # object it quoted: hand it the answer.
+            registry = session._factory
+            registry._lastData = message
+            registry._lastQuoted = quoted
     transport.write(message)
+
+
+def _decodeMessage(message: bytes) -> str:
+    """
+    One whole message, as C{publish} takes it: UTF-8 text (lone surrogates pass, as
+    SockJS framing carries them).
+
+    :raise TypeError: Not bytes.
+    :raise ValueError: Not UTF-8 text, or cut in the middle of a character.
+    """
+    return decodeWritten(message, True)
 
 
 @implementer(IHub)

@@ -93,15 +93,14 @@ class LocalHubTests(SynchronousTestCase):
         harness = ProtocolHarness(Factory.forProtocol(Idle))
         gone, staying = harness.connect(), harness.connect()
         for client in (gone, staying):
-            assert client.session is not None
-            hub.subscribe("room", client.session)
-            hub.subscribe("hall", client.session)
+            hub.subscribe("room", client.transport)
+            hub.subscribe("hall", client.transport)
         gone.disconnect()
         hub.publish("room", b"x")
         harness.flush()
-        self.assertEqual(hub.subscribers("room"), [staying.session])
-        self.assertEqual(hub.subscribers("hall"), [staying.session])
-        self.assertEqual((hub.delivered, staying.received), (1, ["x"]))
+        self.assertEqual(hub.subscribers("room"), [staying.transport])
+        self.assertEqual(hub.subscribers("hall"), [staying.transport])
+        self.assertEqual((hub.delivered, staying.received), (1, [b"x"]))
         staying.disconnect()
 
     def test_badMessages(self) -> None:
@@ -137,23 +136,24 @@ class LocalHubTests(SynchronousTestCase):
         two = ProtocolHarness(Factory.forProtocol(Idle), clock=one.clock)
         clients = [h.connect() for h in (one, two, one, two, one)]
         for client in clients:
-            assert client.session is not None
-            hub.subscribe("room", client.session)
-        hub.publish("room", '"quoted" \u2028 once'.encode())
+            hub.subscribe("room", client.transport)
+        message = '"quoted" \u2028 once'.encode()
+        hub.publish("room", message)
         one.flush()
         self.assertEqual(len(quoted), 1)
-        self.assertEqual([c.received for c in clients], [['"quoted" \u2028 once']] * 5)
+        self.assertEqual([c.received for c in clients], [[message]] * 5)
         for client in clients:
             client.disconnect()
 
     def test_slowSubscriberDoesNotStall(self) -> None:
         """A session that does not read is closed at its queue limit; the others get all."""
         hub = LocalHub()
-        harness = ProtocolHarness(Factory.forProtocol(Idle), max_queue_size=100_000)
+        harness = ProtocolHarness(
+            Factory.forProtocol(Idle), max_queue_size=100_000, max_body_size=1000
+        )
         slow, fast = harness.connect(), harness.connect()
         for client in (slow, fast):
-            assert client.session is not None
-            hub.subscribe("room", client.session)
+            hub.subscribe("room", client.transport)
         slow.pause()
         message = b"x" * 1000
         for _ in range(200):
@@ -171,10 +171,10 @@ class LocalHubTests(SynchronousTestCase):
         hub.subscribe("broadcast", outside)
         harness = ProtocolHarness(BroadcastFactory(hub))
         a, b = harness.connect(), harness.connect()
-        a.send("hello")
+        a.send(b"hello")
         harness.flush()
         self.assertEqual(
-            (a.received, b.received, outside.written), (["hello"], ["hello"], [b"hello"])
+            (a.received, b.received, outside.written), ([b"hello"], [b"hello"], [b"hello"])
         )
         a.disconnect()
         b.disconnect()

@@ -124,6 +124,20 @@ class OptionsTests(SynchronousTestCase):
         self.assertIn("balance uri path-only depth 2", config)
         self.assertIn("option httpchk GET /app/info", config)
 
+    def test_workersMetricsPorts(self) -> None:
+        """With --metrics-port, each worker serves its own /metrics on the port plus its index."""
+        requireBinary("haproxy")
+        options = parse("--port", "8092", "--workers", "2", "--metrics-port", "9100")
+        reactor = ProcessReactor()
+        directory = self.mktemp()
+        os.makedirs(directory)
+        service = makeService(options, reactor)
+        assert isinstance(service, WorkerSupervisor)
+        service._configDirectory = directory
+        service.startService()
+        ports = [args[args.index("--supervised") + 1 :] for _, args, _ in reactor.spawned]
+        self.assertEqual(ports, [["--metrics-port=tcp:9100"], ["--metrics-port=tcp:9101"]])
+
     def test_workersWithoutRedisWarn(self) -> None:
         """--workers without --redis warns that hub messages stay inside each worker."""
         requireBinary("haproxy")
@@ -139,7 +153,11 @@ class OptionsTests(SynchronousTestCase):
         service = makeService(parse("--port", "tcp:0", "--redis", "redis://127.0.0.1:1"), reactor)
         hubs = [child for child in service if isinstance(child, RedisHub)]  # type: ignore[attr-defined]
         self.assertEqual([(h.host, h.port) for h in hubs], [("127.0.0.1", 1)])
-        broadcast = service.endpoints[-1]  # type: ignore[attr-defined]
+        (broadcast,) = [
+            e
+            for e in service.endpoints  # type: ignore[attr-defined]
+            if e.options.prefix == "/broadcast"
+        ]
         self.assertIs(broadcast.sessions.factory.hub, hubs[0])
 
     def test_redisHubForFactory(self) -> None:
