@@ -6,14 +6,19 @@ SockJS.
 from __future__ import annotations
 
 import re
+import shutil
+import sys
 from collections.abc import Sequence
 from typing import Any, Optional
 
 from twisted.application import strports
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.python.reflect import namedAny
 from twisted.web.resource import Resource
 from twisted.web.server import Site
@@ -21,9 +26,13 @@ from twisted.web.server import Site
 from ._factory import SockJSSite, mount
 from ._options import DEFAULT_SOCKJS_URL
 from ._resource import SockJSResource
+from ._workers import INSTALL_HAPROXY, WorkerSupervisor, freePort, haproxyConfig, hashDepth
+from .hub import IHub, LocalHub, hubFromURL, parseRedisURL
 from .testserver import testServices
 
 __all__ = ["Options", "makeService"]
+
+_log = Logger(namespace="sockjs_twisted")
 
 
 def _endpointDescription(value: str) -> str:
@@ -141,18 +150,42 @@ class Options(usage.Options):
             "Most sessions open at once per endpoint (default: no limit).",
             _positiveInt,
         ],
+        # -- scale-out ---------------------------------------------------------------
+        [
+            "workers",
+            None,
+            None,
+            "Run this many worker processes behind an HAProxy (which must be on PATH) "
+            "on --port; each session stays on one worker.",
+            _positiveInt,
+        ],
+        [
+            "redis",
+            None,
+            None,
+            "redis://[:password@]host[:port] URL: the hub (/broadcast, or your factory's "
+            "'hub' attribute) carries messages between processes over Redis pub/sub.",
+        ],
     ]
 
     optFlags: list[Any] = [
         ["no-websocket", None, "Do not offer the websocket transports."],
         ["jsessionid", None, "Set a JSESSIONID cookie, for sticky load balancers."],
         ["disable-cors", None, "Send no CORS headers."],
+        [
+            "print-haproxy-config",
+            None,
+            "Print an HAProxy configuration for the --backend servers (listening on "
+            "--port) and exit.",
+        ],
+        ["supervised", None, "(Used by --workers.) Exit when standard input closes."],
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
         self["allowed_origins"] = []
+        self["backends"] = []
 
     def opt_listen(self, description: str) -> None:
         """
@@ -166,6 +199,15 @@ class Options(usage.Options):
         Default: every origin.
         """
         self["allowed_origins"].append(origin)
+
+    def opt_backend(self, hostPort: str) -> None:
+        """
+        With --print-haproxy-config: a SockJS server, host:port (may repeat).
+        """
+        host, _, port = hostPort.rpartition(":")
+        if not host or not port.isdigit():
+            raise usage.UsageError(f"--backend {hostPort}: expected host:port")
+        self["backends"].append(hostPort)
 
     def postOptions(self) -> None:
         endpoints = list(self["listen"])
@@ -184,6 +226,70 @@ class Options(usage.Options):
                     "--metrics-port needs prometheus_client: pip install 'sockjs-twisted[metrics]'"
                 ) from None
             self["metrics-port"] = _endpointDescription(self["metrics-port"])
+        self._scaleOutOptions()
+
+    def _scaleOutOptions(self) -> None:
+        if self["redis"]:
+            try:
+                parseRedisURL(self["redis"])
+            except ValueError as e:
+                raise usage.UsageError(f"--redis: {e}") from None
+        if self["print-haproxy-config"] or self["workers"]:
+            bind = _haproxyBind(self["endpoints"])
+            if bind is None:
+                raise usage.UsageError(
+                    "--workers and --print-haproxy-config take a TCP --port "
+                    "(8081 or tcp:8081:interface=127.0.0.1), and no --listen"
+                )
+            self["bind"], self["publicPort"] = bind
+        if self["print-haproxy-config"]:
+            if not self["backends"]:
+                raise usage.UsageError("--print-haproxy-config needs --backend host:port")
+            sys.stdout.write(self.haproxyConfig(self["backends"]))
+            sys.stdout.flush()
+            raise SystemExit(0)
+        if self["backends"]:
+            raise usage.UsageError("--backend goes with --print-haproxy-config")
+        if self["workers"] and shutil.which("haproxy") is None:
+            raise usage.UsageError(INSTALL_HAPROXY)
+
+    def healthPath(self) -> str:
+        """
+        The path a proxy's health check GETs: an endpoint's C{/info}.
+        """
+        if self["factory"]:
+            return self["prefix"].rstrip("/") + "/info"
+        return "/echo/info"
+
+    def haproxyConfig(self, backends: list[str]) -> str:
+        """
+        The HAProxy configuration for C{backends} (C{host:port}), on C{--port}.
+        """
+        return haproxyConfig(
+            self["bind"],
+            backends,
+            hashDepth(self["prefix"]) if self["factory"] else 2,
+            self.healthPath(),
+            cookie=bool(self["jsessionid"]),
+        )
+
+    def workerArguments(self) -> list[str]:
+        """
+        The options a worker of C{--workers} gets (all but where to listen).
+        """
+        # Each worker gets its own --metrics-port (workerMetricsEndpoint).
+        skip = {"port", "workers", "metrics-port"}
+        args: list[str] = []
+        for long, _, default, *_ in self.optParameters:
+            value = self[long]
+            if long not in skip and value is not None and value != default:
+                args.append(f"--{long}={value}")
+        for long, *_ in self.optFlags:
+            if long not in {"print-haproxy-config", "supervised"} and self[long]:
+                args.append(f"--{long}")
+        for origin in self["allowed_origins"]:
+            args.append(f"--allowed-origin={origin}")
+        return args
 
     def serverOptions(self) -> dict[str, Any]:
         """
@@ -203,6 +309,26 @@ class Options(usage.Options):
             "disable_cors": bool(self["disable-cors"]),
             "allowed_origins": self["allowed_origins"] or None,
         }
+
+
+def _haproxyBind(endpoints: list[str]) -> Optional[tuple[str, int]]:
+    """
+    HAProxy's C{bind} for the one C{tcp:PORT[:interface=HOST]} endpoint, and its port (a
+    free one for port 0); C{None} for anything else.
+    """
+    if len(endpoints) != 1:
+        return None
+    parts = endpoints[0].split(":")
+    if parts[0] != "tcp" or len(parts) < 2 or not parts[1].isdigit():
+        return None
+    interface = ""
+    for part in parts[2:]:
+        key, _, value = part.partition("=")
+        if key != "interface":
+            return None
+        interface = value
+    port = int(parts[1]) or freePort(interface or "0.0.0.0")
+    return f"{interface}:{port}", port
 
 
 def _loadFactory(name: str) -> IProtocolFactory:
@@ -245,10 +371,21 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor
+    if config["workers"]:
+        return _workersService(config, reactor)
     options = config.serverOptions()
     root: Resource
+    hub: IHub = LocalHub()
+    scaleOut: list[IService] = []
+    if config["redis"]:
+        hub = hubFromURL(config["redis"], reactor=reactor)
+        scaleOut.append(hub)  # type: ignore[arg-type]
+    if config["supervised"]:
+        scaleOut.append(_SupervisedService(reactor))
     if config["factory"]:
         prefix = config["prefix"].rstrip("/")
+        if hasattr(config["userFactory"], "hub"):
+            config["userFactory"].hub = hub
         endpoint = SockJSResource(config["userFactory"], reactor=reactor, prefix=prefix, **options)
         if prefix:
             root = Resource()
@@ -257,14 +394,16 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
             root = endpoint
         endpoints = [endpoint]
     else:
-        root = testServices(reactor, **options)
+        root = testServices(reactor, hub=hub, **options)
         endpoints = list(root.children.values())  # type: ignore[arg-type]
     site = SockJSSite(root, reactor=reactor, max_body_size=options["max_body_size"])
     service = _SockJSService(endpoints)
+    for child in scaleOut:
+        child.setServiceParent(service)
     for description in config["endpoints"]:
         strports.service(description, site, reactor=reactor).setServiceParent(service)
     if config["metrics-port"] is not None:
-        metricsSite = _metricsSite(endpoints, site, reactor)
+        metricsSite = _metricsSite(endpoints, site, reactor, hubs=[("default", hub)])
         strports.service(config["metrics-port"], metricsSite, reactor=reactor).setServiceParent(
             service
         )
@@ -339,3 +478,59 @@ def _metricsSite(
     root = Resource()
     root.putChild(b"metrics", MetricsResource(registry))
     return _MetricsSite(root, reactor=reactor)
+
+
+def _workersService(config: Options, reactor: Any) -> IService:
+    """
+    C{--workers}: the supervisor of the workers and of HAProxy.
+    """
+    if not config["redis"]:
+        _log.warn(
+            "--workers without --redis: hub messages (/broadcast, your factory's hub) "
+            "stay inside each worker; pass --redis redis://host:port to carry them "
+            "between workers"
+        )
+    metricsPort = config["metrics-port"]
+
+    def metricsArguments(index: int) -> list[str]:
+        if metricsPort is None:
+            return []
+        return [f"--metrics-port={workerMetricsEndpoint(metricsPort, index)}"]
+
+    return WorkerSupervisor(
+        reactor,
+        config["workers"],
+        config["bind"],
+        config["publicPort"],
+        config.workerArguments(),
+        hashDepth(config["prefix"]) if config["factory"] else 2,
+        config.healthPath(),
+        cookie=bool(config["jsessionid"]),
+        extraArguments=metricsArguments,
+    )
+
+
+class _StandardInputWatcher(Protocol):
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        if self._reactor.running:
+            _log.warn("SockJS worker: the supervisor went away; stopping")
+            self._reactor.stop()
+
+
+class _SupervisedService(Service):
+    """
+    A worker of C{--workers}: stop when standard input (a pipe from the supervisor)
+    closes, so that no worker outlives its supervisor.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        Service.startService(self)
+        from twisted.internet.stdio import StandardIO
+
+        self._stdio = StandardIO(_StandardInputWatcher(self._reactor), reactor=self._reactor)

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from ._resource import SockJSResource
+from .hub import IHub, LocalHub
 from .multiplex import MultiplexFactory
 
 __all__ = [
@@ -103,27 +104,33 @@ class AmplifyFactory(Factory):
 
 class Broadcast(_Service):
     """
-    Sends each message to every open session.
+    Sends each message to every open session, through the factory's hub: with a
+    L{RedisHub}, to the sessions of every process.
     """
 
     factory: BroadcastFactory
 
     def connectionMade(self) -> None:
-        self.factory.members.add(self)
+        self.factory.hub.subscribe(self.factory.channel, self._transport())
 
     def dataReceived(self, data: bytes) -> None:
-        for member in list(self.factory.members):
-            member._transport().write(data)
+        self.factory.hub.publish(self.factory.channel, data)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
-        self.factory.members.discard(self)
+        self.factory.hub.unsubscribe(self.factory.channel, self._transport())
 
 
 class BroadcastFactory(Factory):
+    """
+    :ivar hub: Carries the messages (an in-process L{LocalHub} by default).
+    :ivar channel: The hub channel of this service.
+    """
+
     protocol = Broadcast  # type: ignore[assignment]
 
-    def __init__(self) -> None:
-        self.members: set[Broadcast] = set()
+    def __init__(self, hub: Optional[IHub] = None, channel: str = "broadcast") -> None:
+        self.hub: IHub = LocalHub() if hub is None else hub
+        self.channel = channel
 
 
 def multiplexChannels(reactor: IReactorTime, broadcast: Factory) -> MultiplexFactory:
@@ -131,25 +138,28 @@ def multiplexChannels(reactor: IReactorTime, broadcast: Factory) -> MultiplexFac
     The C{/multiplex} service: channels C{echo}, C{ticker} and C{broadcast}.
 
     :param broadcast: The factory of the C{broadcast} channel: the one C{/broadcast}
-        serves, so a message on either reaches the members of both.  (This is the one
-        place to plug a pub/sub hub into the multiplexed broadcast.)
+        serves, so a message on either reaches the members of both (through its hub).
     """
     return MultiplexFactory(
         {"echo": EchoFactory(), "ticker": TickerFactory(reactor), "broadcast": broadcast}
     )
 
 
-def testServices(reactor: Optional[IReactorTime] = None, **options: Any) -> Resource:
+def testServices(
+    reactor: Optional[IReactorTime] = None, hub: Optional[IHub] = None, **options: Any
+) -> Resource:
     """
     A resource serving every test service below it (C{/echo}, C{/close}, ...).  C{options}
     apply to every service; each service's own settings win.
+
+    :param hub: The hub C{/broadcast} publishes through: a new L{LocalHub} by default.
     """
     if reactor is None:
         from twisted.internet import reactor as globalReactor
 
         reactor = globalReactor  # type: ignore[assignment]
     assert reactor is not None
-    broadcast = BroadcastFactory()
+    broadcast = BroadcastFactory(hub)
     services: dict[str, tuple[Factory, dict[str, Any]]] = {
         "echo": (EchoFactory(), {"response_limit": 4096}),
         "disabled_websocket_echo": (EchoFactory(), {"websocket": False}),

@@ -20,12 +20,13 @@ MODULES = [
     "tests.test_options",
     "tests.test_tap",
     "tests.test_integration",
+    "tests.test_hub",
 ]
 
 
 class PyPyTests(SynchronousTestCase):
     def test_coreSuitesPass(self) -> None:
-        """Framing, sessions, conformance, hostile input and integration pass on PyPy."""
+        """Framing, sessions, conformance, hostile input, integration and the hub pass on PyPy."""
         if not os.path.exists(PYPY):
             if os.environ.get("CI") == "true":
                 self.fail(f"{PYPY} is missing: .ci/setup should have made it")
