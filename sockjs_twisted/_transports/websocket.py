@@ -26,6 +26,7 @@ from .._registry import SessionRegistry
 from .._session import ConnectionInfo, Session
 from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
+from ._wsfast import FastFrameReceiver, LeanProtocolFactory
 
 BROKEN_FRAMING = (3000, "Broken framing.")
 INVALID_UTF8 = (1007, "Invalid UTF-8")
@@ -59,7 +60,7 @@ def _wireReason(reason: str) -> bytes:
 
 
 @implementer(ISessionSink, IPushProducer)
-class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
+class SockJSWebSocketProtocol(FastFrameReceiver, WebSocketServerProtocol):  # type: ignore[misc]
     """
     One websocket connection, and the sink of the one session it carries.
     """
@@ -241,7 +242,7 @@ class SockJSWebSocketProtocol(WebSocketServerProtocol):  # type: ignore[misc]
         super().connectionLost(reason)
 
 
-class SockJSWebSocketFactory(WebSocketServerFactory):  # type: ignore[misc]
+class SockJSWebSocketFactory(LeanProtocolFactory, WebSocketServerFactory):  # type: ignore[misc]
     """
     Builds the websocket protocols of one endpoint, framed or raw.
     """
