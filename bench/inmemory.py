@@ -138,7 +138,9 @@ def scenarioSetup(count: int, serverCloses: bool) -> Callable[[], int]:
 
     def run() -> int:
         for _ in range(count):
-            protocol, transport = server.openWebSocket() if not serverCloses else _openClosed(server)
+            protocol, transport = (
+                server.openWebSocket() if not serverCloses else _openClosed(server)
+            )
             protocol.dataReceived(CLOSE_FRAME)
             transport.clear()
             assert transport.disconnecting
@@ -172,7 +174,9 @@ _DONE = _done()
 def scenarioXhr(count: int) -> Callable[[], int]:
     server = Server(Factory.forProtocol(Echo))
     protocol, transport = server.connect()
-    protocol.dataReceived(b"POST /echo/000/x1/xhr HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+    protocol.dataReceived(
+        b"POST /echo/000/x1/xhr HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    )
     assert b"o\n" in transport.value()
     transport.clear()
     body = b'["' + b"x" * 28 + b'"]'
