@@ -16,6 +16,7 @@ import os
 import struct
 from typing import Any, Optional
 
+from autobahn.websocket.protocol import WebSocketServerProtocol
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
@@ -25,6 +26,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from sockjs_twisted import SockJSFactory
 from sockjs_twisted._transports import _wsfast
+from sockjs_twisted._transports._wsfast import HandshakeFromRequest
 from sockjs_twisted._transports.websocket import SockJSWebSocketProtocol
 
 deterministic = settings(derandomize=True, max_examples=60, deadline=None, database=None)
@@ -304,3 +306,130 @@ class LeanFactoryTests(SynchronousTestCase):
         factory = run.protocol.factory
         factory.setProtocolOptions(maxMessagePayloadSize=77)
         self.assertEqual(factory.buildProtocol(None).maxMessagePayloadSize, 77)
+
+
+BASE_HEADERS = [
+    ("Host", "127.0.0.1:8081"),
+    ("Upgrade", "websocket"),
+    ("Connection", "keep-alive, Upgrade"),
+    ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ("Sec-WebSocket-Version", "13"),
+]
+
+
+def handshake(
+    path: str, headers: list[tuple[str, str]], version: str = "1.1", after: bytes = b""
+) -> tuple[Any, ...]:
+    """
+    Open a websocket with this request; what the client got and what the server kept.
+    """
+    clock = MemoryReactorClock()
+    factory = RecordingFactory()
+    site = SockJSFactory(factory, reactor=clock, prefix="/echo")
+    transport = StringTransport(
+        hostAddress=IPv4Address("TCP", "127.0.0.1", 8081),
+        peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+    )
+    protocol = site.buildProtocol(transport.getPeer())
+    transport.protocol = protocol
+    protocol.makeConnection(transport)
+    lines = [f"GET /echo/{path} HTTP/{version}"] + [f"{k}: {v}" for k, v in headers]
+    protocol.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + after)
+    ws: Any = transport.protocol
+    kept: tuple[Any, ...] = ()
+    if isinstance(ws, SockJSWebSocketProtocol) and ws.state == ws.STATE_OPEN:
+        session = ws._session
+        kept = (
+            ws.http_headers,
+            ws.http_request_uri,
+            ws.http_request_path,
+            ws.http_request_params,
+            ws.http_request_host,
+            ws.websocket_version,
+            ws.websocket_origin,
+            ws.websocket_protocols,
+            [(e[0], e[1]) for e in ws.websocket_extensions],
+            ws.websocket_extensions_in_use,
+            session.headers if session is not None else None,
+            session.url if session is not None else None,
+            ws.data,
+        )
+    return transport.value(), transport.disconnecting, kept, factory.received
+
+
+HANDSHAKES = {
+    "plain": ("000/a/websocket", BASE_HEADERS),
+    "raw": ("websocket", BASE_HEADERS),
+    "origin": ("000/a/websocket", BASE_HEADERS + [("Origin", "http://example.com:8000")]),
+    "null origin": ("000/a/websocket", BASE_HEADERS + [("Origin", "null")]),
+    "origin without host": ("000/a/websocket", BASE_HEADERS + [("Origin", "http://")]),
+    "query": ("000/a/websocket?x=1&y=2&x=3", BASE_HEADERS),
+    "host without port": ("000/a/websocket", [("Host", "example.com")] + BASE_HEADERS[1:]),
+    "ipv6 host": ("000/a/websocket", [("Host", "[::1]")] + BASE_HEADERS[1:]),
+    "bad port": ("000/a/websocket", [("Host", "a:b")] + BASE_HEADERS[1:]),
+    "no host": ("000/a/websocket", BASE_HEADERS[1:]),
+    "two hosts": ("000/a/websocket", BASE_HEADERS + [("Host", "b")]),
+    "deflate offered": (
+        "000/a/websocket",
+        BASE_HEADERS
+        + [("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits")],
+    ),
+    "bad extension": (
+        "000/a/websocket",
+        BASE_HEADERS + [("Sec-WebSocket-Extensions", "permessage-deflate; nonsense=1")],
+    ),
+    "subprotocol": ("000/a/websocket", BASE_HEADERS + [("Sec-WebSocket-Protocol", "a, b")]),
+    "version 8": ("000/a/websocket", BASE_HEADERS[:4] + [("Sec-WebSocket-Version", "8")]),
+    "two versions": ("000/a/websocket", BASE_HEADERS + [("Sec-WebSocket-Version", "13")]),
+    "bad key": (
+        "000/a/websocket",
+        BASE_HEADERS[:3] + [("Sec-WebSocket-Key", "abc=")] + BASE_HEADERS[4:],
+    ),
+    "no key": ("000/a/websocket", BASE_HEADERS[:3] + BASE_HEADERS[4:]),
+    "repeated headers": (
+        "000/a/websocket",
+        BASE_HEADERS + [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-For", "5.6.7.8")],
+    ),
+    "referer and agent": (
+        "000/a/websocket",
+        BASE_HEADERS + [("Referer", "http://x/"), ("User-Agent", "t"), ("Cookie", "a=b")],
+    ),
+}
+
+
+class HandshakeTests(SynchronousTestCase):
+    """
+    The handshake answered from twisted.web's request is the one Autobahn's parser gives.
+    """
+
+    def assertSameHandshake(self, path: str, headers: list[tuple[str, str]], **kw: Any) -> None:
+        fast = handshake(path, headers, **kw)
+        self.patch(HandshakeFromRequest, "handshakeFromRequest", False)
+        plain = handshake(path, headers, **kw)
+        self.patch(HandshakeFromRequest, "handshakeFromRequest", True)
+        self.assertEqual(fast, plain)
+
+    def test_sameAnswers(self) -> None:
+        """Every kind of upgrade request gets the same answer and leaves the same state."""
+        for name, (path, headers) in HANDSHAKES.items():
+            with self.subTest(name):
+                self.assertSameHandshake(path, headers)
+
+    def test_http10(self) -> None:
+        """An HTTP/1.0 upgrade request is Autobahn's to refuse, as before."""
+        self.assertSameHandshake("000/a/websocket", BASE_HEADERS, version="1.0")
+
+    def test_opened(self) -> None:
+        """The common request opens the session (the comparison is not of two refusals)."""
+        written, closing, kept, received = handshake("000/a/websocket", BASE_HEADERS)
+        self.assertTrue(written.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"))
+        self.assertIn(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n", written)
+        self.assertTrue(written.endswith(b"\x81\x01o"))
+        self.assertFalse(closing)
+        self.assertEqual(kept[11], "/echo/000/a/websocket")
+
+    def test_fastHandshakeTaken(self) -> None:
+        """The common request is answered without Autobahn's handshake parser."""
+        self.patch(WebSocketServerProtocol, "processHandshake", None)
+        written, closing, kept, received = handshake("000/a/websocket", BASE_HEADERS)
+        self.assertTrue(written.startswith(b"HTTP/1.1 101 "))

@@ -8,6 +8,10 @@ Faster paths through Autobahn for the websocket traffic that dominates a SockJS 
   to Autobahn's own parser, unchanged.  ``tests/test_wsfast.py`` checks, on generated
   byte streams split at every point, that both deliver the same messages and write the
   same bytes.
+- :class:`HandshakeFromRequest`: the upgrade request twisted.web has already parsed is
+  checked and answered from its parsed form; Autobahn's own handshake parser runs only
+  for what this does not take (another HTTP version, duplicate or odd headers, a
+  subprotocol request, an origin Autobahn would refuse), and then answers as before.
 - :class:`LeanProtocolFactory`: the protocol options live once per factory (as class
   attributes of a protocol class made for it), not copied into every connection, and
   Autobahn does not pretty-print them for a debug log line on every connection.
@@ -20,14 +24,19 @@ in ``docs/performance.rst``).
 
 from __future__ import annotations
 
+import re
 import sys
-from typing import Any, Callable
+from types import FunctionType
+from typing import Any, Callable, Optional
 
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket import protocol as _abprotocol
+from autobahn.websocket.protocol import ConnectionDeny, ConnectionRequest, WebSocketProtocol
+from twisted.web.iweb import IRequest
 
-__all__ = ["FastFrameReceiver", "LeanProtocolFactory", "unmask"]
+__all__ = ["FastFrameReceiver", "HandshakeFromRequest", "LeanProtocolFactory", "unmask"]
 
 _OPEN = WebSocketProtocol.STATE_OPEN
+_CONNECTING = WebSocketProtocol.STATE_CONNECTING
 
 # Above this payload size Autobahn's native (SIMD) masker beats the integer XOR on CPython.
 _NATIVE_FROM = 2048
@@ -99,6 +108,20 @@ class FastFrameReceiver:
     """
 
     fastFrames = True
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: Optional[int] = None) -> None:
+        # Autobahn's own formats a debug log line (type names, colours) for every write,
+        # logged or not; the common case without it.
+        me: Any = self
+        if sync or chopsize or me.send_queue or me.logOctets:
+            super().sendData(data, sync, chopsize)  # type: ignore[misc]
+            return
+        me.transport.write(data)
+        state = me.state
+        if state == _OPEN:
+            me.trafficStats.outgoingOctetsWireLevel += len(data)
+        elif state == _CONNECTING:
+            me.trafficStats.preopenOutgoingOctetsWireLevel += len(data)
 
     def dataReceived(self, data: bytes) -> None:
         me: Any = self
@@ -181,6 +204,11 @@ def _limit(frameLimit: int, messageLimit: int) -> int:
     return limit
 
 
+def _classValue(value: Any) -> Any:
+    # A plain function stored on a class would become a method of its instances.
+    return staticmethod(value) if isinstance(value, FunctionType) else value
+
+
 class LeanProtocolFactory:
     """
     A mixin for an Autobahn C{WebSocketServerFactory} (before Autobahn's class in the
@@ -200,10 +228,140 @@ class LeanProtocolFactory:
         me: Any = self
         if cls is None or cls.__bases__[0] is not me.protocol:
             base = me.protocol
-            attrs = {name: getattr(me, name) for name in base.CONFIG_ATTRS}
+            attrs = {name: _classValue(getattr(me, name)) for name in base.CONFIG_ATTRS}
             attrs["CONFIG_ATTRS"] = ()
             attrs["__module__"] = base.__module__
             cls = self._leanProtocol = type(base.__name__, (base,), attrs)
         protocol = cls()
         protocol.factory = self
         return protocol
+
+
+_KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")
+
+
+def _single(request: Any, name: bytes) -> Optional[bytes]:
+    """
+    The value of header C{name} if it came exactly once, C{b""} if not at all, C{None} if
+    more than once.
+    """
+    values = request.requestHeaders.getRawHeaders(name)
+    if values is None:
+        return b""
+    if len(values) != 1:
+        return None
+    value: bytes = values[0]
+    return value
+
+
+class HandshakeFromRequest:
+    """
+    A mixin for C{WebSocketServerProtocol} (before Autobahn's class in the bases): when
+    the factory's C{pendingRequest} holds the twisted.web request being upgraded, the
+    opening handshake is taken from it (see the module docstring); Autobahn's
+    C{succeedHandshake} still writes the response and opens the connection.
+
+    :cvar handshakeFromRequest: Set to C{False} to have Autobahn parse every handshake.
+    """
+
+    handshakeFromRequest = True
+
+    def processHandshake(self) -> None:
+        me: Any = self
+        request = getattr(me.factory, "pendingRequest", None)
+        if (
+            request is None
+            or not self.handshakeFromRequest
+            or not self._handshakeFromRequest(request)
+        ):
+            super().processHandshake()  # type: ignore[misc]
+
+    def _handshakeFromRequest(self, request: IRequest) -> bool:
+        me: Any = self
+        end = me.data.find(b"\r\n\r\n")
+        if end < 0:
+            return False
+        req: Any = request
+        uri: bytes = req.uri
+        if (
+            req.clientproto != b"HTTP/1.1"
+            or req.method != b"GET"
+            or b"#" in uri
+            or me.maxConnections > 0
+            or me.trustXForwardedFor
+            or me.factory.externalPort
+        ):
+            return False
+        host = _single(req, b"host")
+        key = _single(req, b"sec-websocket-key")
+        origin = _single(req, b"origin")
+        extensions = _single(req, b"sec-websocket-extensions")
+        if (
+            not host
+            or key is None
+            or _KEY.fullmatch(key.strip()) is None
+            or _single(req, b"sec-websocket-version") != b"13"
+            or origin is None
+            or extensions is None
+            or req.requestHeaders.hasHeader(b"sec-websocket-protocol")
+        ):
+            return False
+        hostText = host.decode("latin-1").strip()
+        if ":" in hostText and not hostText.endswith("]"):
+            hostText, port = hostText.rsplit(":", 1)
+            if not port.strip().isdigit():
+                return False
+        originText = origin.decode("latin-1").strip()
+        if originText:
+            try:
+                originTuple = _abprotocol._url_to_origin(originText)
+            except ValueError:
+                return False
+            if not (originTuple == "null" and me.factory.allowNullOrigin):
+                if not _abprotocol._is_same_origin(
+                    originTuple,
+                    "https" if me.factory.isSecure else "http",
+                    me.factory.externalPort or me.factory.port,
+                    me.allowedOriginsPatterns,
+                ):
+                    return False
+        # Autobahn's view of the request, from twisted.web's parse: lower-case names,
+        # repeated headers joined with "," (as WebSocketResource's replay joins them).
+        headers = {
+            name.decode("latin-1").lower(): b",".join(values).decode("latin-1")
+            for name, values in req.requestHeaders.getAllRawHeaders()
+        }
+        uriText = uri.decode("latin-1")
+        path, _, query = uriText.partition("?")
+        me.http_status_line = f"GET {uriText} HTTP/1.1"
+        me.http_headers = headers
+        me.http_request_uri = uriText
+        me.http_request_path = path
+        me.http_request_params = _abprotocol.parse.parse_qs(query) if query else {}
+        me.http_request_host = hostText
+        me.websocket_version = 13
+        me.websocket_protocols = []
+        me.websocket_origin = originText
+        me.websocket_extensions = (
+            me._parseExtensionsHeader(extensions.decode("latin-1")) if extensions else []
+        )
+        me._wskey = key.decode("ascii").strip()
+        me.data = me.data[end + 4 :]
+        connectionRequest = ConnectionRequest(
+            me.peer,
+            headers,
+            hostText,
+            path,
+            me.http_request_params,
+            13,
+            originText,
+            [],
+            me.websocket_extensions,
+        )
+        try:
+            accepted = me.onConnect(connectionRequest)
+        except ConnectionDeny as e:
+            me.failHandshake(e.reason, e.code)
+            return True
+        me.succeedHandshake(accepted)
+        return True

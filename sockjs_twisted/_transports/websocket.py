@@ -26,7 +26,7 @@ from .._registry import SessionRegistry
 from .._session import ConnectionInfo, Session
 from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
-from ._wsfast import FastFrameReceiver, LeanProtocolFactory
+from ._wsfast import FastFrameReceiver, HandshakeFromRequest, LeanProtocolFactory
 
 BROKEN_FRAMING = (3000, "Broken framing.")
 INVALID_UTF8 = (1007, "Invalid UTF-8")
@@ -60,7 +60,7 @@ def _wireReason(reason: str) -> bytes:
 
 
 @implementer(ISessionSink, IPushProducer)
-class SockJSWebSocketProtocol(FastFrameReceiver, WebSocketServerProtocol):  # type: ignore[misc]
+class SockJSWebSocketProtocol(FastFrameReceiver, HandshakeFromRequest, WebSocketServerProtocol):  # type: ignore[misc]
     """
     One websocket connection, and the sink of the one session it carries.
     """
@@ -248,6 +248,7 @@ class SockJSWebSocketFactory(LeanProtocolFactory, WebSocketServerFactory):  # ty
     """
 
     protocol = SockJSWebSocketProtocol  # type: ignore[assignment]
+    pendingRequest: Optional[IRequest] = None
 
     def __init__(self, registry: SessionRegistry, framed: bool, reactor: IReactorTime) -> None:
         super().__init__(reactor=reactor)
@@ -285,7 +286,8 @@ class WebSocketGate(Resource):
         super().__init__()
         self.options = registry.options
         self.registry = registry
-        self._upgrade = WebSocketResource(SockJSWebSocketFactory(registry, framed, reactor))
+        self._factory = SockJSWebSocketFactory(registry, framed, reactor)
+        self._upgrade = WebSocketResource(self._factory)
 
     def renderSession(self, request: IRequest, sessionId: str) -> Any:
         return self.render(request)
@@ -314,7 +316,12 @@ class WebSocketGate(Resource):
             content.seek(0, 2)
             content.write(early)
             content.seek(0)
-        result = self._upgrade.render(request)
+        # The handshake is answered from this request as twisted.web parsed it.
+        self._factory.pendingRequest = request
+        try:
+            result = self._upgrade.render(request)
+        finally:
+            self._factory.pendingRequest = None
         # The connection is Autobahn's now: twisted.web must not time it out.
         channel.setTimeout(None)
         return result
