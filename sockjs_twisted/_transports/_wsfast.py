@@ -266,6 +266,14 @@ class HandshakeFromRequest:
 
     handshakeFromRequest = True
 
+    def connectionMade(self) -> None:
+        super().connectionMade()  # type: ignore[misc]
+        me: Any = self
+        # Autobahn makes an incremental UTF-8 validator for every connection; it is used
+        # only with utf8validateIncoming, which is off (the session decodes instead).
+        if not me.utf8validateIncoming:
+            me.utf8validator = None
+
     def processHandshake(self) -> None:
         me: Any = self
         request = getattr(me.factory, "pendingRequest", None)
@@ -364,4 +372,5 @@ class HandshakeFromRequest:
             me.failHandshake(e.reason, e.code)
             return True
         me.succeedHandshake(accepted)
+        me.http_response_data = None  # a copy of the answer, kept for Autobahn's testsuite
         return True
