@@ -199,12 +199,12 @@ def connectionInfo(request: IRequest) -> ConnectionInfo:
     """
     What a session keeps of a receiving request.
     """
-    raw = request.requestHeaders
     headers: dict[str, str] = {}
-    for name in EXPOSED_HEADERS:
-        values = raw.getRawHeaders(name)
-        if values:
-            headers[name.decode("ascii")] = values[-1].decode("latin-1")
+    # One pass over the few headers the request has, not a look-up per exposed name.
+    for rawName, values in request.requestHeaders.getAllRawHeaders():
+        name = rawName.decode("latin-1").lower()
+        if name in _EXPOSED and values:
+            headers[name] = values[-1].decode("latin-1")
     return ConnectionInfo(
         peer=request.getClientAddress(),
         host=request.getHost(),
