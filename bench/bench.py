@@ -143,7 +143,7 @@ class Scenario:
     title: str
     params: Dict[str, Any]
     raw_ok: bool = True  # can run against a plain WebSocket server
-    service: str = "echo"  # the prefix it uses: /echo or /broadcast
+    service: str = "echo"  # the prefix it uses: /echo, /broadcast or /close
 
 
 def scenarios(quick: bool) -> List[Scenario]:
@@ -210,8 +210,17 @@ def scenarios(quick: bool) -> List[Scenario]:
         Scenario(
             "F",
             "setup",
-            f"F ws open+close c={setup_concurrency}",
+            f"F ws open+close c={setup_concurrency} (client closes)",
             dict(timing, concurrency=setup_concurrency),
+        ),
+        # The server closes each session as it opens (c[3000,"Go away!"], then the
+        # websocket closing handshake, which the server starts).
+        Scenario(
+            "G",
+            "setup",
+            f"G ws open+close c={setup_concurrency} (server closes)",
+            dict(timing, concurrency=setup_concurrency, server_closes=True),
+            service="close",
         ),
         # Last: a server that serves one service per process is restarted for it.
         Scenario(
@@ -315,7 +324,7 @@ def start_server(
         stdout=logf,
         stderr=subprocess.STDOUT,
     )
-    prefixes = [f"/{service}"] if service else ["/echo", "/broadcast"]
+    prefixes = [f"/{service}"] if service else ["/echo", "/broadcast", "/close"]
     problem = wait_ready(proc, port, server.mode, prefixes, timeout)
     if problem:
         stop(proc)
@@ -481,7 +490,7 @@ def table_rows(plan: List[Scenario]) -> List[tuple]:
                     (f"  {label} CPU% server/loadgen", k, name, "cpu"),
                 ]
         else:
-            unit = {"B": "messages", "C": "cycles", "E": "deliveries", "F": "sessions"}[k]
+            unit = {"B": "messages", "C": "cycles", "E": "deliveries", "F": "sessions", "G": "sessions"}[k]
             rows += [
                 (sc.title, None, None, "title"),
                 (f"  {unit}/s", k, "throughput.per_wall_s", "rate"),

@@ -1085,19 +1085,42 @@ scenarios.broadcast = async () => {
   await closeAll(sessions);
 };
 
-// F: session set-up: websocket sessions opened (until 'o') and closed, per second.
+// F / G: session set-up: websocket sessions opened (until 'o') and closed, per second;
+// by the client (F), or by the server as the session opens (G: /close, c[3000,...]).
+async function openAndClose() {
+  const s = new WsSession(P.server_closes ? '/close' : '/echo');
+  if (!P.server_closes) {
+    if ((await s.open()) === null) return false;
+    await s.close();
+    return true;
+  }
+  s.expectClose = true;
+  let closeFrame = null;
+  s.onServerClose = (frame) => {
+    closeFrame = frame;
+  };
+  const closed = new Promise((resolve) => {
+    s._onClose = resolve;
+  });
+  if ((await s.open()) === null) return false;
+  await closed;
+  // (sockjs-tornado closes the websocket without a "c" frame here: only a wrong one fails.)
+  if (closeFrame !== null && !closeFrame.startsWith('c[3000,')) {
+    fail(`server-closed session ended with ${closeFrame}, not c[3000,...]`);
+  }
+  return true;
+}
+
 scenarios.setup = async () => {
   let running = true;
   let cycles = 0;
   async function loop() {
     while (running) {
-      const s = await new WsSession('/echo').open();
-      if (s === null) {
+      if (!(await openAndClose())) {
         fail('session set-up failed');
         await sleep(10);
         continue;
       }
-      await s.close();
       cycles += 1;
     }
   }

@@ -1,7 +1,7 @@
 """Raw Autobahn WebSocket server on Twisted, no SockJS framing: the floor for bench/run.
 
-Any path starting with /broadcast relays each message to every open connection; any
-other path echoes.  Usage: python autobahn_raw.py PORT
+Any path starting with /broadcast relays each message to every open connection; one
+starting with /close is closed (3000) as it opens; any other path echoes.  Usage: python autobahn_raw.py PORT
 """
 
 from __future__ import annotations
@@ -15,11 +15,15 @@ from twisted.internet import reactor
 class FloorProtocol(WebSocketServerProtocol):
     everyone: set = set()
     relays = False
+    closes = False
 
     def onConnect(self, request):  # type: ignore[no-untyped-def]
         self.relays = request.path.startswith("/broadcast")
+        self.closes = request.path.startswith("/close")
 
     def onOpen(self) -> None:
+        if self.closes:
+            self.sendClose(3000, "Go away!")
         if self.relays:
             self.everyone.add(self)
 

@@ -1,5 +1,5 @@
 'use strict';
-// sockjs-node peer for bench/run: /echo and /broadcast on 127.0.0.1:PORT.
+// sockjs-node peer for bench/run: /echo, /broadcast and /close on 127.0.0.1:PORT.
 // Usage: node sockjs_node.js PORT
 const http = require('http');
 const sockjs = require('sockjs');
@@ -30,8 +30,12 @@ broadcast.on('connection', (conn) => {
   });
 });
 
+const close = sockjs.createServer(options);
+close.on('connection', (conn) => conn.close(3000, 'Go away!'));
+
 const server = http.createServer();
 echo.installHandlers(server, { prefix: '/echo' });
 broadcast.installHandlers(server, { prefix: '/broadcast' });
+close.installHandlers(server, { prefix: '/close' });
 server.listen({ port, host: '127.0.0.1', backlog: 1024 });
 for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));

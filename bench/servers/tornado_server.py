@@ -1,4 +1,4 @@
-"""sockjs-tornado peer for bench/run: /echo and /broadcast on 127.0.0.1:PORT.
+"""sockjs-tornado peer for bench/run: /echo, /broadcast and /close on 127.0.0.1:PORT.
 
 Usage: python tornado_server.py PORT
 """
@@ -31,8 +31,19 @@ class Broadcast(SockJSConnection):
         self.everyone.discard(self)
 
 
+class Close(SockJSConnection):
+    # sockjs-tornado 1.0.7 closes the websocket without sending the "c" frame when a
+    # session is closed from on_open.
+    def on_open(self, info: object) -> None:
+        self.close(3000, "Go away!")
+
+
 async def main(port: int) -> None:
-    routes = SockJSRouter(Echo, "/echo").urls + SockJSRouter(Broadcast, "/broadcast").urls
+    routes = (
+        SockJSRouter(Echo, "/echo").urls
+        + SockJSRouter(Broadcast, "/broadcast").urls
+        + SockJSRouter(Close, "/close").urls
+    )
     web.Application(routes).listen(port, address="127.0.0.1", backlog=1024)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

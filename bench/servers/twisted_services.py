@@ -2,6 +2,7 @@
 
     python -m twisted sockjs --factory twisted_services.echo --prefix /echo
     python -m twisted sockjs --factory twisted_services.broadcast --prefix /broadcast
+    python -m twisted sockjs --factory twisted_services.close --prefix /close
 
 (bench/servers on PYTHONPATH).  They use the library's default options, as the peers do,
 where the standard test services' /echo has response_limit 4096 for the protocol tests.
@@ -44,5 +45,13 @@ class BroadcastFactory(Factory):
         self.members: set[Broadcast] = set()
 
 
+class Close(Protocol):
+    """Closes each session as it opens (3000 "Go away!", as the protocol suite's /close)."""
+
+    def connectionMade(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+
 echo = Factory.forProtocol(Echo)
+close = Factory.forProtocol(Close)
 broadcast = BroadcastFactory()
