@@ -490,7 +490,13 @@ def table_rows(plan: List[Scenario]) -> List[tuple]:
                     (f"  {label} CPU% server/loadgen", k, name, "cpu"),
                 ]
         else:
-            unit = {"B": "messages", "C": "cycles", "E": "deliveries", "F": "sessions", "G": "sessions"}[k]
+            unit = {
+                "B": "messages",
+                "C": "cycles",
+                "E": "deliveries",
+                "F": "sessions",
+                "G": "sessions",
+            }[k]
             rows += [
                 (sc.title, None, None, "title"),
                 (f"  {unit}/s", k, "throughput.per_wall_s", "rate"),
