@@ -25,6 +25,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
 from sockjs_twisted import SockJSFactory
+from sockjs_twisted._session import EXPOSED_HEADERS
 from sockjs_twisted._transports import _wsfast
 from sockjs_twisted._transports._wsfast import HandshakeFromRequest
 from sockjs_twisted._transports.websocket import SockJSWebSocketProtocol
@@ -340,7 +341,8 @@ def handshake(
     if isinstance(ws, SockJSWebSocketProtocol) and ws.state == ws.STATE_OPEN:
         session = ws._session
         kept = (
-            ws.http_headers,
+            # Only the headers a session exposes are kept (the others go unread).
+            {k: v for k, v in ws.http_headers.items() if k in EXPOSED_HEADERS},
             ws.http_request_uri,
             ws.http_request_path,
             ws.http_request_params,
@@ -428,8 +430,32 @@ class HandshakeTests(SynchronousTestCase):
         self.assertFalse(closing)
         self.assertEqual(kept[11], "/echo/000/a/websocket")
 
+    def test_onlyExposedHeadersKept(self) -> None:
+        """A connection keeps the headers a session exposes, not the handshake's others."""
+        run = Run(True, framed=True)
+        self.assertEqual(run.protocol.http_headers, {"host": "127.0.0.1"})
+        self.assertEqual(run.protocol._session.headers, {"host": "127.0.0.1"})
+
     def test_fastHandshakeTaken(self) -> None:
         """The common request is answered without Autobahn's handshake parser."""
         self.patch(WebSocketServerProtocol, "processHandshake", None)
         written, closing, kept, received = handshake("000/a/websocket", BASE_HEADERS)
         self.assertTrue(written.startswith(b"HTTP/1.1 101 "))
+
+
+class SendTests(SynchronousTestCase):
+    """
+    Messages sent through the fast path leave as Autobahn would frame them.
+    """
+
+    def test_sameFrames(self) -> None:
+        """Every length class, over the client limit too, is framed as sendMessage does."""
+        for n in (0, 1, 125, 126, MAX_MESSAGE + 1, 0xFFFF, 0x10000, 70000):
+            payload = bytes(i % 251 for i in range(n))
+            written = []
+            for fast in (True, False):
+                run = Run(fast, framed=True)
+                run.protocol.sendWholeMessage(payload)
+                written.append(run.transport.value())
+            self.assertEqual(written[0], written[1], f"length {n}")
+            self.assertTrue(written[0].endswith(payload))

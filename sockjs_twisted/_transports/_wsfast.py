@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import deque
 from types import FunctionType
 from typing import Any, Callable, Optional
 
@@ -109,11 +110,56 @@ class FastFrameReceiver:
 
     fastFrames = True
 
+    def sendWholeMessage(self, payload: bytes) -> None:
+        """
+        Send C{payload} as one unfragmented text message, however large: the size limit
+        is for what clients send.  The common case is framed here; anything else
+        (compression, queued or logged sends) goes through Autobahn's C{sendMessage}.
+        """
+        me: Any = self
+        if (
+            self.fastFrames
+            and me.state == _OPEN
+            and me._perMessageCompress is None
+            and not me.send_queue
+            and not me.logFrames
+            and not me.logOctets
+            and me.trackedTimings is None
+            and not me.autoFragmentSize
+            and not me.maskServerFrames
+        ):
+            n = len(payload)
+            if n < 126:
+                head = bytes((0x81, n))
+            elif n < 0x10000:
+                head = b"\x81\x7e" + n.to_bytes(2, "big")
+            else:
+                head = b"\x81\x7f" + n.to_bytes(8, "big")
+            me.transport.write(head + payload)
+            stats = me.trafficStats
+            stats.outgoingWebSocketMessages += 1
+            stats.outgoingWebSocketFrames += 1
+            stats.outgoingOctetsAppLevel += n
+            stats.outgoingOctetsWebSocketLevel += n
+            stats.outgoingOctetsWireLevel += n + len(head)
+            return
+        limit: int = me.maxMessagePayloadSize
+        if 0 < limit < len(payload):
+            me.maxMessagePayloadSize = 0
+            try:
+                me.sendMessage(payload)
+            finally:
+                me.maxMessagePayloadSize = limit
+        else:
+            me.sendMessage(payload)
+
     def sendData(self, data: bytes, sync: bool = False, chopsize: Optional[int] = None) -> None:
         # Autobahn's own formats a debug log line (type names, colours) for every write,
         # logged or not; the common case without it.
         me: Any = self
         if sync or chopsize or me.send_queue or me.logOctets:
+            if me.send_queue is _NO_QUEUE:
+                me.send_queue = deque()
             super().sendData(data, sync, chopsize)  # type: ignore[misc]
             return
         me.transport.write(data)
@@ -138,7 +184,8 @@ class FastFrameReceiver:
             and me.applyMask
             and not me.failedByMe
         ):
-            super().dataReceived(data)  # type: ignore[misc]
+            # What Autobahn's Twisted adapter does, less its debug log line's formatting.
+            me._dataReceived(data)
             return
         # What Autobahn's parser buffered (a frame header cut by the last read) goes first.
         buffered = me.data
@@ -237,6 +284,8 @@ class LeanProtocolFactory:
         return protocol
 
 
+_NO_QUEUE: Any = ()
+
 _KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")
 
 
@@ -262,9 +311,12 @@ class HandshakeFromRequest:
     C{succeedHandshake} still writes the response and opens the connection.
 
     :cvar handshakeFromRequest: Set to C{False} to have Autobahn parse every handshake.
+    :cvar keptHeaders: The (lower-case) request headers the connection keeps when the
+        handshake is taken from the request; C{None}: all of them.
     """
 
     handshakeFromRequest = True
+    keptHeaders: Optional[frozenset[str]] = None
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[misc]
@@ -273,6 +325,10 @@ class HandshakeFromRequest:
         # only with utf8validateIncoming, which is off (the session decodes instead).
         if not me.utf8validateIncoming:
             me.utf8validator = None
+        # And a deque for synchronous or chopped sends, which only sendData fills: it
+        # makes one when one is asked for.
+        if not me.send_queue:
+            me.send_queue = _NO_QUEUE
 
     def processHandshake(self) -> None:
         me: Any = self
@@ -334,11 +390,14 @@ class HandshakeFromRequest:
                 ):
                     return False
         # Autobahn's view of the request, from twisted.web's parse: lower-case names,
-        # repeated headers joined with "," (as WebSocketResource's replay joins them).
-        headers = {
-            name.decode("latin-1").lower(): b",".join(values).decode("latin-1")
-            for name, values in req.requestHeaders.getAllRawHeaders()
-        }
+        # repeated headers joined with "," (as WebSocketResource's replay joins them);
+        # only those in keptHeaders, when it is set.
+        kept = self.keptHeaders
+        headers = {}
+        for rawName, values in req.requestHeaders.getAllRawHeaders():
+            name = rawName.decode("latin-1").lower()
+            if kept is None or name in kept:
+                headers[name] = b",".join(values).decode("latin-1")
         uriText = uri.decode("latin-1")
         path, _, query = uriText.partition("?")
         me.http_status_line = f"GET {uriText} HTTP/1.1"

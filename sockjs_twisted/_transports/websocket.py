@@ -23,7 +23,7 @@ from zope.interface import implementer
 
 from .._framing import BrokenFraming, decodeWebSocketPayload, messageFrame
 from .._registry import SessionRegistry
-from .._session import ConnectionInfo, Session
+from .._session import EXPOSED_HEADERS, ConnectionInfo, Session
 from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
 from ._wsfast import FastFrameReceiver, HandshakeFromRequest, LeanProtocolFactory
@@ -66,6 +66,7 @@ class SockJSWebSocketProtocol(FastFrameReceiver, HandshakeFromRequest, WebSocket
     """
 
     factory: SockJSWebSocketFactory
+    keptHeaders = EXPOSED_HEADERS
     sinkPaused = False
     _session: Optional[Session] = None
     _info: Optional[ConnectionInfo] = None
@@ -213,16 +214,8 @@ class SockJSWebSocketProtocol(FastFrameReceiver, HandshakeFromRequest, WebSocket
                 self._sendText(message.encode("utf-8"))
 
     def _sendText(self, payload: bytes) -> None:
-        limit: int = self.maxMessagePayloadSize  # type: ignore[has-type]
-        if 0 < limit < len(payload):
-            # Autobahn holds what we send to the limit meant for what clients send.
-            self.maxMessagePayloadSize = 0
-            try:
-                self.sendMessage(payload)
-            finally:
-                self.maxMessagePayloadSize = limit
-        else:
-            self.sendMessage(payload)
+        # Not held to the limit meant for what clients send.
+        self.sendWholeMessage(payload)
 
     def finishSink(self, code: int, reason: str) -> None:
         if self.state == self.STATE_OPEN:
