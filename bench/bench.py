@@ -214,12 +214,19 @@ def scenarios(quick: bool) -> List[Scenario]:
             dict(timing, concurrency=setup_concurrency),
         ),
         # The server closes each session as it opens (c[3000,"Go away!"], then the
-        # websocket closing handshake, which the server starts).
+        # websocket closing handshake, which the server starts).  A server that serves
+        # one service per process starts afresh for it: a longer warm-up lets a JIT
+        # (PyPy's) warm up as it did for F.
         Scenario(
             "G",
             "setup",
             f"G ws open+close c={setup_concurrency} (server closes)",
-            dict(timing, concurrency=setup_concurrency, server_closes=True),
+            dict(
+                timing,
+                warmup_s=3 * timing["warmup_s"],
+                concurrency=setup_concurrency,
+                server_closes=True,
+            ),
             service="close",
         ),
         # Last: a server that serves one service per process is restarted for it.
