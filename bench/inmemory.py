@@ -145,7 +145,7 @@ def scenarioSetup(count: int, serverCloses: bool) -> Callable[[], int]:
             transport.clear()
             assert transport.disconnecting
             protocol.connectionLost(_DONE)
-        assert not server.site.endpoint.sessions.openSessions()
+        assert not server.site.sockjsResource.sessions.openSessions()
         return count
 
     return run
