@@ -34,7 +34,6 @@ APPLICATION_JAVASCRIPT = b"application/javascript; charset=UTF-8"
 APPLICATION_JSON = b"application/json; charset=UTF-8"
 TEXT_HTML = b"text/html; charset=UTF-8"
 
-EXPOSED_HEADERS = tuple(name.encode("ascii") for name in sorted(_EXPOSED))
 
 # A header value we echo (Origin, Access-Control-Request-Headers) must be printable ASCII:
 # nothing that could split or smuggle a response header.
