@@ -13,8 +13,10 @@ from typing import Any, Optional
 
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
-from twisted.internet.defer import gatherResults
-from twisted.internet.interfaces import IProtocolFactory
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python import usage
@@ -22,9 +24,10 @@ from twisted.python.failure import Failure
 from twisted.python.reflect import namedAny
 from twisted.web.resource import Resource
 from twisted.web.server import Site
+from zope.interface import implementer
 
 from ._factory import SockJSSite, mount
-from ._options import DEFAULT_SOCKJS_URL
+from ._options import DEFAULT_SOCKJS_URL, SockJSOptions
 from ._resource import SockJSResource
 from ._workers import INSTALL_HAPROXY, WorkerSupervisor, freePort, haproxyConfig, hashDepth
 from .hub import IHub, LocalHub, hubFromURL, parseRedisURL
@@ -66,7 +69,10 @@ class Options(usage.Options):
         "Serve SockJS. Without --factory, serves the standard test services "
         "(/echo, /close, /disabled_websocket_echo, /cookie_needed_echo, /ticker, "
         "/amplify, /broadcast, /multiplex) that the SockJS protocol suite and sockjs-client's "
-        "tests use."
+        "tests use. twistd's own options (-n, --pidfile, --logfile, ...) go before 'sockjs', and "
+        "this command's options after it: twistd also has a --prefix (its syslog prefix), "
+        "so `twistd -n --prefix /chat sockjs` is refused; write `twistd -n sockjs --prefix "
+        "/chat`."
     )
 
     optParameters: list[Any] = [
@@ -85,7 +91,13 @@ class Options(usage.Options):
             "Serve this protocol factory (dotted name of a factory, or of a callable "
             "returning one) instead of the test services.",
         ],
-        ["prefix", None, "", "With --factory: the path to serve it under, e.g. /chat."],
+        [
+            "prefix",
+            None,
+            "",
+            "With --factory: the path to serve it under, e.g. /chat (after 'sockjs': "
+            "before it, --prefix is twistd's syslog prefix).",
+        ],
         [
             "sockjs-url",
             None,
@@ -210,12 +222,19 @@ class Options(usage.Options):
         self["backends"].append(hostPort)
 
     def postOptions(self) -> None:
+        self._refuseTwistdPrefix()
         endpoints = list(self["listen"])
         if self["port"] is not None or not endpoints:
             endpoints.insert(0, _endpointDescription(self["port"] or "8081"))
+        for description in endpoints:
+            _checkEndpoint(description)
         self["endpoints"] = endpoints
         if self["prefix"] and not self["factory"]:
             raise usage.UsageError("--prefix goes with --factory")
+        try:
+            SockJSOptions(prefix=self["prefix"].rstrip("/"), **self.serverOptions())
+        except ValueError as e:
+            raise usage.UsageError(_optionName(str(e))) from None
         if self["factory"]:
             self["userFactory"] = _loadFactory(self["factory"])
         if self["metrics-port"] is not None:
@@ -291,6 +310,22 @@ class Options(usage.Options):
             args.append(f"--allowed-origin={origin}")
         return args
 
+    def _refuseTwistdPrefix(self) -> None:
+        """
+        C{twistd -n --prefix /chat sockjs} gives C{--prefix} to twistd (its syslog prefix),
+        not to this command: refuse it, unless twistd logs to syslog, where that is what it
+        means.
+        """
+        parent = self.parent
+        if parent is None or parent.get("syslog"):
+            return
+        twistdPrefix = parent.get("prefix", "twisted")
+        if twistdPrefix != "twisted":
+            raise usage.UsageError(
+                f"--prefix {twistdPrefix} came before 'sockjs', where it is twistd's own "
+                f"(syslog) option; put it after: twistd -n sockjs --prefix {twistdPrefix}"
+            )
+
     def serverOptions(self) -> dict[str, Any]:
         """
         The options for L{SockJSResource}.
@@ -331,6 +366,52 @@ def _haproxyBind(endpoints: list[str]) -> Optional[tuple[str, int]]:
     return f"{interface}:{port}", port
 
 
+# SockJSOptions' attribute names, as the command line spells them.
+_FLAGS = {
+    "sockjs_url": "--sockjs-url",
+    "prefix": "--prefix",
+    "response_limit": "--response-limit",
+    "heartbeat_delay": "--heartbeat-delay",
+    "disconnect_delay": "--disconnect-delay",
+    "max_message_size": "--max-message-size",
+    "max_body_size": "--max-body-size",
+    "max_sessions": "--max-sessions",
+    "max_queue_size": "--max-queue-size",
+    "allowed_origins": "--allowed-origin",
+}
+
+
+def _optionName(message: str) -> str:
+    """
+    An option's validation error, naming the command-line flag instead of the attribute.
+    """
+    name, _, rest = message.partition(" ")
+    if name in _FLAGS:
+        if name == "allowed_origins":
+            return "--allowed-origin needs an origin (https://example.com) or a pattern"
+        return f"{_FLAGS[name]} {rest}"
+    return message
+
+
+def _checkEndpoint(description: str) -> None:
+    """
+    Parse an endpoint description now, so that a bad one is a usage error.
+
+    :raise usage.UsageError: if C{serverFromString} cannot make an endpoint of it.
+    """
+    try:
+        serverFromString(_NoReactor(), description)
+    except Exception as e:
+        raise usage.UsageError(f"bad endpoint description {description!r}: {e}") from None
+
+
+class _NoReactor:
+    """
+    Stands in for the reactor while an endpoint description is only parsed: endpoints keep
+    their reactor for later, and parsing must not use it.
+    """
+
+
 def _loadFactory(name: str) -> IProtocolFactory:
     try:
         obj = namedAny(name)
@@ -341,6 +422,51 @@ def _loadFactory(name: str) -> IProtocolFactory:
     if not IProtocolFactory.providedBy(obj):
         raise usage.UsageError(f"--factory {name}: not a protocol factory: {obj!r}")
     return obj  # type: ignore[no-any-return]
+
+
+def _urls(port: IListeningPort, secure: bool, paths: list[tuple[str, str]]) -> list[str]:
+    """
+    Where each endpoint is, on C{port}: C{"SockJS echo at http://127.0.0.1:8081/echo"}.
+
+    :param paths: C{(name, path)} of each endpoint.
+    """
+    address = port.getHost()
+    if isinstance(address, UNIXAddress):
+        where = address.name.decode() if isinstance(address.name, bytes) else address.name
+        return [f"SockJS {name} at {path or '/'} on unix:{where}" for name, path in paths]
+    scheme = "https" if secure else "http"
+    if isinstance(address, IPv6Address):
+        host = "::1" if address.host == "::" else address.host
+        host = f"[{host}]"
+    elif isinstance(address, IPv4Address):
+        host = "127.0.0.1" if address.host == "0.0.0.0" else address.host
+    else:
+        return [f"SockJS {name} at {path or '/'} on {address}" for name, path in paths]
+    return [f"SockJS {name} at {scheme}://{host}:{address.port}{path}" for name, path in paths]
+
+
+@implementer(IStreamServerEndpoint)
+class _Announcing:
+    """
+    An endpoint that logs where each SockJS endpoint is once it listens.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self, endpoint: IStreamServerEndpoint, secure: bool, paths: list[tuple[str, str]]
+    ) -> None:
+        self._endpoint = endpoint
+        self._secure = secure
+        self._paths = paths
+
+    def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
+        def announce(port: IListeningPort) -> IListeningPort:
+            for url in _urls(port, self._secure, self._paths):
+                self.log.info("{url}", url=url)
+            return port
+
+        return self._endpoint.listen(protocolFactory).addCallback(announce)
 
 
 class _SockJSService(MultiService):
@@ -393,15 +519,21 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
         else:
             root = endpoint
         endpoints = [endpoint]
+        paths = [(config["factory"], prefix or "/")]
     else:
         root = testServices(reactor, hub=hub, **options)
-        endpoints = list(root.children.values())  # type: ignore[arg-type]
+        named = [(n, c) for n, c in root.children.items() if isinstance(c, SockJSResource)]
+        endpoints = [child for _, child in named]
+        paths = [(n.decode(), "/" + n.decode()) for n, _ in named]
     site = SockJSSite(root, reactor=reactor, max_body_size=options["max_body_size"])
     service = _SockJSService(endpoints)
     for child in scaleOut:
         child.setServiceParent(service)
     for description in config["endpoints"]:
-        strports.service(description, site, reactor=reactor).setServiceParent(service)
+        listening = strports.service(description, site, reactor=reactor)
+        secure = description.split(":", 1)[0] in ("ssl", "tls")
+        listening.endpoint = _Announcing(listening.endpoint, secure, paths)
+        listening.setServiceParent(service)
     if config["metrics-port"] is not None:
         metricsSite = _metricsSite(endpoints, site, reactor, hubs=[("default", hub)])
         strports.service(config["metrics-port"], metricsSite, reactor=reactor).setServiceParent(

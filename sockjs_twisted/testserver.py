@@ -6,6 +6,7 @@ broadcast; and multiplex (channels echo, ticker and broadcast over one connectio
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any, Optional
 
 from twisted.internet.interfaces import IReactorTime, ITransport
@@ -13,6 +14,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
+from twisted.web.server import Request
 
 from ._resource import SockJSResource
 from .hub import IHub, LocalHub
@@ -23,6 +25,7 @@ __all__ = [
     "BroadcastFactory",
     "CloseFactory",
     "EchoFactory",
+    "Index",
     "TickerFactory",
     "multiplexChannels",
     "testServices",
@@ -145,12 +148,57 @@ def multiplexChannels(reactor: IReactorTime, broadcast: Factory) -> MultiplexFac
     )
 
 
+# What the index page says of each service.
+DESCRIPTIONS = {
+    "echo": "sends every message back",
+    "disabled_websocket_echo": "the echo, without the websocket transports",
+    "cookie_needed_echo": "the echo, with a JSESSIONID cookie",
+    "close": 'closes every session at once with 3000 "Go away!"',
+    "ticker": "sends tick! every second",
+    "amplify": "answers a number n with 2**n x characters",
+    "broadcast": "sends each message to every open session",
+    "multiplex": "echo, ticker and broadcast as channels of one connection (websocket-multiplex)",
+}
+
+
+class Index(Resource):
+    """
+    C{GET /}: a short HTML page that lists the SockJS services beside it.
+    """
+
+    isLeaf = True
+
+    def __init__(self, root: Resource) -> None:
+        super().__init__()
+        self._root = root
+
+    def render_GET(self, request: Request) -> bytes:
+        items = "".join(
+            f'<li><a href="{escape(name)}"><code>/{escape(name)}</code></a>: '
+            f"{escape(DESCRIPTIONS.get(name, ''))}</li>\n"
+            for name in sorted(
+                n.decode("utf-8")
+                for n, child in self._root.children.items()
+                if isinstance(child, SockJSResource)
+            )
+        )
+        request.setHeader(b"content-type", b"text/html; charset=utf-8")
+        return (
+            "<!DOCTYPE html>\n<title>SockJS test services</title>\n"
+            "<h1>SockJS test services</h1>\n"
+            "<p>Each is a SockJS endpoint: connect sockjs-client to its URL, e.g. "
+            '<code>new SockJS("http://host:port/echo")</code>.</p>\n'
+            f"<ul>\n{items}</ul>\n"
+        ).encode()
+
+
 def testServices(
     reactor: Optional[IReactorTime] = None, hub: Optional[IHub] = None, **options: Any
 ) -> Resource:
     """
-    A resource serving every test service below it (C{/echo}, C{/close}, ...).  C{options}
-    apply to every service; each service's own settings win.
+    A resource serving every test service below it (C{/echo}, C{/close}, ...), and a page
+    that lists them at C{/}.  C{options} apply to every service; each service's own
+    settings win.
 
     :param hub: The hub C{/broadcast} publishes through: a new L{LocalHub} by default.
     """
@@ -174,4 +222,5 @@ def testServices(
     for name, (factory, own) in services.items():
         settings = {**options, **own, "prefix": "/" + name}
         root.putChild(name.encode("ascii"), SockJSResource(factory, reactor=reactor, **settings))
+    root.putChild(b"", Index(root))
     return root
