@@ -1,5 +1,6 @@
 """
-What "CI" means for this test suite, in one place.
+What "CI" means for this test suite, in one place; and C{SOCKJS_QUICK=1}, the fast subset
+for working on the code (no browser, benchmark or PyPy).
 
 Under CI nothing may skip because a tool is missing: a missing Chromium, PyPy, Node.js,
 haproxy, nginx or redis-server is a failure there, and a skip (that says what is missing
@@ -15,7 +16,7 @@ from typing import NoReturn, Optional
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-__all__ = ["inCI", "IN_CI", "missing"]
+__all__ = ["inCI", "IN_CI", "missing", "skipIfQuick"]
 
 _FALSE = ("0", "false", "no", "off")
 
@@ -46,3 +47,14 @@ def missing(case: SynchronousTestCase, reason: str) -> NoReturn:
     if inCI():
         case.fail(f"{reason} (a failure, not a skip, under CI)")
     raise SkipTest(reason)
+
+
+def skipIfQuick(what: str) -> None:
+    """
+    Skip the calling test when C{SOCKJS_QUICK=1}: C{what} is slow, and the fast subset
+    leaves it out.  (Under CI such a skip is not on the allowed list, so it fails the run.)
+
+    :param what: What is left out, for the skip's reason.
+    """
+    if os.environ.get("SOCKJS_QUICK", "") not in ("", "0"):
+        raise SkipTest(f"{what}: left out of the fast subset (SOCKJS_QUICK is set)")

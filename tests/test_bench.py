@@ -12,7 +12,7 @@ import tempfile
 
 from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
-from ._ci import inCI
+from ._ci import inCI, skipIfQuick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class BenchTests(SynchronousTestCase):
     def test_quickRun(self) -> None:
         """bench/run --quick installs what it needs, runs every server, and finds no wrong answer."""
+        skipIfQuick("the benchmark")
         if not inCI() and os.environ.get("SOCKJS_BENCH") != "1":
             raise SkipTest(
                 "the quick benchmark installs its peers (npm, PyPy, tornado, aiohttp) and "

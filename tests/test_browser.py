@@ -752,6 +752,7 @@ class _BrowserTransportTests(SynchronousTestCase):
     # -- the scenario -----------------------------------------------------
 
     def runTransport(self, transport: str) -> None:
+        _ci.skipIfQuick("the browser tests")
         static = self.startPageServer()
         self.pageServerLogs = [("static files", static.log)]
         self.spawnServer(f"{static.base}{PREFIX}/sockjs.min.js")

@@ -10,7 +10,7 @@ import tempfile
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from ._ci import missing
+from ._ci import missing, skipIfQuick
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYPY = os.path.join(ROOT, ".venv-pypy", "bin", "python")
@@ -29,6 +29,7 @@ MODULES = [
 class PyPyTests(SynchronousTestCase):
     def test_coreSuitesPass(self) -> None:
         """Framing, sessions, conformance, hostile input, integration and the hub pass on PyPy."""
+        skipIfQuick("the suites on PyPy")
         if not os.path.exists(PYPY):
             missing(self, f"no PyPy venv at {PYPY}: run `bash .ci/setup` (needs Debian's pypy3)")
         implementation = subprocess.run(
