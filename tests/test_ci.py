@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from types import ModuleType
@@ -132,6 +133,15 @@ class SkipCheckTests(SynchronousTestCase):
             f.write(LOG.split("===")[0] + "PASSED (successes=1)\n")
         result = subprocess.run([sys.executable, SKIPS_PY, log], stdout=subprocess.PIPE)
         self.assertEqual((result.returncode, result.stdout), (0, b""))
+
+    def test_runRunsTheReadmeCommand(self) -> None:
+        """.ci/run runs the README's test command exactly as the README writes it."""
+        with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+            readme = f.read()
+        [command] = re.findall(r"^bash \.ci/setup && .*$", readme, re.M)
+        with open(os.path.join(ROOT, ".ci", "run"), encoding="utf-8") as f:
+            run = f.read()
+        self.assertIn("\n" + command + " 2>&1 | tee", run)
 
     def test_browserRefusalsListed(self) -> None:
         """Each (transport, origin) the browser test may skip has its own rule, and no more."""

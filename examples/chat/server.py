@@ -2,7 +2,7 @@
 A chat room: every member's message reaches every member, joins and leaves are announced,
 and C{/nick NAME} changes a member's name.
 
-    python -m examples.chat.server      # then open http://localhost:8081/ in two windows
+    .venv/bin/python -m examples.chat.server 8081    # then open http://localhost:8081/ in two windows
 
 One factory holds the room, so every session of the endpoint is in it.  A broadcast writes
 the same bytes object to each member: the server quotes it once for all of them.

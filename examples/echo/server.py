@@ -1,7 +1,7 @@
 """
 Echo: every message a browser sends comes back to it.
 
-    python -m examples.echo.server      # then open http://localhost:8081/
+    .venv/bin/python -m examples.echo.server 8081    # then open http://localhost:8081/
 
 The page (index.html beside this file) is served at C{/} and the SockJS endpoint at
 C{/echo}, two children of one ordinary twisted.web resource tree.

@@ -2,7 +2,7 @@
 An existing line protocol (L{examples.lines.commands}), served to browsers unchanged and
 to telnet at the same time, by the same factory:
 
-    python -m examples.lines.server     # page on http://localhost:8081/, telnet on 8023
+    .venv/bin/python -m examples.lines.server 8081 8023    # page on http://localhost:8081/, telnet on 8023
 
 Over SockJS, each C{transport.write} is one message and each message is one
 C{dataReceived}.  C{LineReceiver} needs nothing more: the page ends each command with

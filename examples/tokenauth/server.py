@@ -1,7 +1,7 @@
 """
 Token authentication on the first message, end to end:
 
-    python -m examples.tokenauth.server     # then open http://localhost:8081/
+    .venv/bin/python -m examples.tokenauth.server 8081    # then open http://localhost:8081/
 
 The page gets a token from C{POST /token} (a stand-in for your login: here anyone may
 have a token for any name) and sends it as its first SockJS message.  The endpoint at
