@@ -424,25 +424,28 @@ def _loadFactory(name: str) -> IProtocolFactory:
     return obj  # type: ignore[no-any-return]
 
 
-def _urls(port: IListeningPort, secure: bool, paths: list[tuple[str, str]]) -> list[str]:
+def _locations(
+    port: IListeningPort, secure: bool, paths: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
     """
-    Where each endpoint is, on C{port}: C{"SockJS echo at http://127.0.0.1:8081/echo"}.
+    Where each endpoint is on C{port}: C{("echo", "http://127.0.0.1:8081/echo")}.  A port
+    on every interface is shown with the loopback address, where a browser on this machine
+    finds it.
 
     :param paths: C{(name, path)} of each endpoint.
     """
     address = port.getHost()
     if isinstance(address, UNIXAddress):
         where = address.name.decode() if isinstance(address.name, bytes) else address.name
-        return [f"SockJS {name} at {path or '/'} on unix:{where}" for name, path in paths]
-    scheme = "https" if secure else "http"
+        return [(name, f"{path} on unix:{where}") for name, path in paths]
     if isinstance(address, IPv6Address):
-        host = "::1" if address.host == "::" else address.host
-        host = f"[{host}]"
+        host = "[{}]".format("::1" if address.host == "::" else address.host)
     elif isinstance(address, IPv4Address):
         host = "127.0.0.1" if address.host == "0.0.0.0" else address.host
     else:
-        return [f"SockJS {name} at {path or '/'} on {address}" for name, path in paths]
-    return [f"SockJS {name} at {scheme}://{host}:{address.port}{path}" for name, path in paths]
+        return [(name, f"{path} on {address}") for name, path in paths]
+    scheme = "https" if secure else "http"
+    return [(name, f"{scheme}://{host}:{address.port}{path}") for name, path in paths]
 
 
 @implementer(IStreamServerEndpoint)
@@ -462,8 +465,8 @@ class _Announcing:
 
     def listen(self, protocolFactory: IProtocolFactory) -> Deferred[IListeningPort]:
         def announce(port: IListeningPort) -> IListeningPort:
-            for url in _urls(port, self._secure, self._paths):
-                self.log.info("{url}", url=url)
+            for name, location in _locations(port, self._secure, self._paths):
+                self.log.info("SockJS {name} at {location}", name=name, location=location)
             return port
 
         return self._endpoint.listen(protocolFactory).addCallback(announce)

@@ -23,7 +23,7 @@ from twisted.python.usage import UsageError
 from twisted.scripts.twistd import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 
-from sockjs_twisted._tap import Options, _Announcing, _urls, makeService
+from sockjs_twisted._tap import Options, _Announcing, _locations, makeService
 
 from . import _ci
 from ._harness import HTTPClient
@@ -306,24 +306,24 @@ class ServiceTests(SynchronousTestCase):
             ["SockJS tests.test_tap.echoFactory at http://127.0.0.1:1/a"],
         )
 
-    def test_urls(self) -> None:
-        """URLs name the address listened on; every interface is shown as loopback."""
+    def test_locations(self) -> None:
+        """Locations name the address listened on; every interface is shown as loopback."""
         paths = [("echo", "/echo"), ("mine", "/")]
         self.assertEqual(
-            _urls(_Port(IPv4Address("TCP", "10.1.2.3", 80)), False, paths),
-            ["SockJS echo at http://10.1.2.3:80/echo", "SockJS mine at http://10.1.2.3:80/"],
+            _locations(_Port(IPv4Address("TCP", "10.1.2.3", 80)), False, paths),
+            [("echo", "http://10.1.2.3:80/echo"), ("mine", "http://10.1.2.3:80/")],
         )
         self.assertEqual(
-            _urls(_Port(IPv4Address("TCP", "0.0.0.0", 8443)), True, paths[:1]),
-            ["SockJS echo at https://127.0.0.1:8443/echo"],
+            _locations(_Port(IPv4Address("TCP", "0.0.0.0", 8443)), True, paths[:1]),
+            [("echo", "https://127.0.0.1:8443/echo")],
         )
         self.assertEqual(
-            _urls(_Port(IPv6Address("TCP", "::", 8081)), False, paths[:1]),
-            ["SockJS echo at http://[::1]:8081/echo"],
+            _locations(_Port(IPv6Address("TCP", "::", 8081)), False, paths[:1]),
+            [("echo", "http://[::1]:8081/echo")],
         )
         self.assertEqual(
-            _urls(_Port(UNIXAddress(b"/run/s.sock")), False, paths[:1]),
-            ["SockJS echo at /echo on unix:/run/s.sock"],
+            _locations(_Port(UNIXAddress(b"/run/s.sock")), False, paths[:1]),
+            [("echo", "/echo on unix:/run/s.sock")],
         )
 
 
