@@ -1,6 +1,7 @@
 """
 The documentation builds, with every Sphinx warning an error; and every command line it
-documents runs as written, from the root of the checkout, with no venv activated.
+documents runs as written, from the root of the checkout, with no venv activated (and this
+checkout on C{PYTHONPATH}, so that it is this checkout's code that runs).
 
 Which lines are documented commands is read from the documents themselves
 (L{documentedCommands}), so that a new page or a new line is covered without a change
@@ -375,9 +376,13 @@ class _Server:
 
 def _cleanEnvironment() -> dict[str, str]:
     """
-    A person's shell: no venv activated, no PYTHONPATH, not under trial.
+    A person's shell: no venv activated, not under trial.  C{PYTHONPATH} is this checkout,
+    so that the code under test is this checkout's even where C{.venv} is shared with
+    another checkout (in a fresh clone, the editable install points here anyway; that the
+    installed C{twistd} works without it is tests.test_tap.InstalledTwistdTests' job).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = ROOT
     venvBin = os.path.join(ROOT, ".venv", "bin")
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if os.path.abspath(p) != venvBin
@@ -430,7 +435,7 @@ class ReadmeSnippetTests(SynchronousTestCase):
             f"exec {shlex.quote(os.path.join(ROOT, '.venv', 'bin', 'python'))} "
             f"{shlex.quote(path)}",
             {"8081": port},
-            env={**_cleanEnvironment(), "PYTHONPATH": ROOT},
+            env=_cleanEnvironment(),
         )
         self.addCleanup(server.close)
         self.assertIsNone(server.waitUntilListening())
@@ -557,16 +562,18 @@ class DocumentedCommandsTests(SynchronousTestCase):
                 ["bash", "-c", clientLine],
                 cwd=ROOT,
                 stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
+                capture_output=True,
                 timeout=60,
             )
             output = result.stdout.decode("utf-8", "replace")
-            self.assertEqual(result.returncode, 0, f"{client.where}: {clientLine}\n{output}")
+            errors = result.stderr.decode("utf-8", "replace")
+            self.assertEqual(
+                result.returncode, 0, f"{client.where}: {clientLine}\n{output}{errors}"
+            )
             if client.output:
-                self.assertEqual(
-                    output.split(), " ".join(client.output).split(), f"{client.where}"
-                )
+                # The document shows standard output (curl's progress meter, which it
+                # shows when its output is not a terminal, goes to standard error).
+                self.assertEqual(output.split(), " ".join(client.output).split(), client.where)
 
 
 def _documentedTest(where: str) -> Callable[[DocumentedCommandsTests], None]:
