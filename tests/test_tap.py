@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import subprocess
+import sys
+import sysconfig
 import tempfile
 import time
 import urllib.request
@@ -388,6 +390,53 @@ class InstalledTwistdTests(SynchronousTestCase):
         self.env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         self.outside = tempfile.mkdtemp()
         self.addCleanup(os.rmdir, self.outside)
+
+    def twistdHelp(self, python: str) -> str:
+        """
+        C{twistd sockjs --help} with C{python}, from outside the checkout; its output.
+        """
+        result = subprocess.run(
+            [python, "-c", "from twisted.scripts.twistd import run; run()", "sockjs", "--help"],
+            cwd=self.outside,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+        output = result.stdout.decode("utf-8", "replace")
+        self.assertEqual(result.returncode, 0, output)
+        return output
+
+    def test_eitherOrder(self) -> None:
+        """A plain install (the README's server set-up) and the editable one (.ci/setup's) follow each other in any order, and twistd sockjs works after each."""
+        venv = os.path.abspath(self.mktemp())
+        subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
+        python = os.path.join(venv, "bin", "python")
+        purelib = subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            stdout=subprocess.PIPE,
+            check=True,
+        )
+        # Twisted and the rest come from .venv, without its own .pth files (so without the
+        # editable install there): only the project is installed, and nothing is fetched.
+        with open(os.path.join(purelib.stdout.decode().strip(), "_deps.pth"), "w") as f:
+            f.write(sysconfig.get_paths()["purelib"] + "\n")
+        pip = [python, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
+        plain = [*pip, ROOT]
+        editable = [*pip, "-e", ROOT, "--config-settings", "editable_mode=compat"]
+        for name, install in [
+            ("pip install .", plain),
+            (".ci/setup's editable install", editable),
+            ("pip install . again", plain),
+            (".ci/setup's again", editable),
+        ]:
+            result = subprocess.run(
+                install, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300
+            )
+            self.assertEqual(result.returncode, 0, result.stdout.decode("utf-8", "replace"))
+            self.assertIn(
+                "Usage: twistd [options] sockjs [options]", self.twistdHelp(python), name
+            )
 
     def test_help(self) -> None:
         """The installed `twistd sockjs --help` works from any folder (editable installs keep the plugin)."""
