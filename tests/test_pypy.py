@@ -20,7 +20,9 @@ MODULES = [
     "tests.test_protocol",
     "tests.test_hostile",
     "tests.test_options",
-    "tests.test_tap",
+    # Not test_tap's process tests: they run .venv's (CPython) twistd and pip.
+    "tests.test_tap.OptionsTests",
+    "tests.test_tap.ServiceTests",
     "tests.test_integration",
     "tests.test_hub",
 ]
