@@ -409,6 +409,7 @@ class InstalledTwistdTests(SynchronousTestCase):
 
     def test_eitherOrder(self) -> None:
         """A plain install (the README's server set-up) and the editable one (.ci/setup's) follow each other in any order, and twistd sockjs works after each."""
+        _ci.skipIfQuick("the install test (a venv and four pip installs)")
         venv = os.path.abspath(self.mktemp())
         subprocess.run([sys.executable, "-m", "venv", venv], check=True, timeout=120)
         python = os.path.join(venv, "bin", "python")
