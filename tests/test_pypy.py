@@ -34,8 +34,12 @@ class PyPyTests(SynchronousTestCase):
         skipIfQuick("the suites on PyPy")
         if not os.path.exists(PYPY):
             missing(self, f"no PyPy venv at {PYPY}: run `bash .ci/setup` (needs Debian's pypy3)")
+        # Not this (CPython) process's PYTHONPATH, which `trial -j` sets to CPython's
+        # sys.path: PyPy would import CPython's site-packages.
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
         implementation = subprocess.run(
             [PYPY, "-c", "import platform; print(platform.python_implementation())"],
+            env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             timeout=60,
@@ -56,6 +60,7 @@ class PyPyTests(SynchronousTestCase):
                     *MODULES,
                 ],
                 cwd=ROOT,
+                env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 timeout=600,
