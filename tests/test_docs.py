@@ -69,6 +69,7 @@ NOT_RUN = {
     "python3 -m venv .venv && .venv/bin/pip install .": _SETUP,
     "python3 -m venv .venv": _SETUP,
     ".venv/bin/pip install .": _SETUP,
+    ".venv/bin/pip install '.[metrics]'": _SETUP,
     "bash .ci/setup": _SETUP,
     "bash .ci/setup && .venv/bin/python -m twisted.trial tests": (
         "the test command, which runs these tests: .ci/run runs it as written"
@@ -287,8 +288,9 @@ def _freePort() -> int:
 
 def _movePorts(line: str, ports: dict[str, int], server: bool) -> str:
     """
-    C{line} with each documented port (a four-digit number starting with 8) moved to its
-    free port: a bare port argument of a server becomes a loopback-only TCP description.
+    C{line} with each documented port (a four-digit number starting with 8 or 9) moved to
+    its free port: a bare port argument of a server becomes a loopback-only TCP
+    description.
     """
 
     def port(number: str) -> int:
@@ -300,8 +302,8 @@ def _movePorts(line: str, ports: dict[str, int], server: bool) -> str:
         return f"tcp:{port(match.group(2))}:interface=127.0.0.1"
 
     if server:
-        line = re.sub(r"(?<=\s)()(8\d{3})(?=\s|$)", word, line)
-    return re.sub(r"(?<=:)(8\d{3})(?=\D|$)", lambda m: str(port(m.group(1))), line)
+        line = re.sub(r"(?<=\s)()([89]\d{3})(?=\s|$)", word, line)
+    return re.sub(r"(?<=:)([89]\d{3})(?=\D|$)", lambda m: str(port(m.group(1))), line)
 
 
 class _Server:
