@@ -131,6 +131,9 @@ class Command:
 
     @property
     def words(self) -> list[str]:
+        """
+        The command's words, as the shell splits them (without the comment).
+        """
         return shlex.split(self.line, comments=True)
 
     @property
@@ -145,6 +148,9 @@ class Command:
 
     @property
     def isServer(self) -> bool:
+        """
+        Does it run until stopped (C{twistd -n}, an example's server)?
+        """
         words = self.words
         twistd = os.path.basename(self.program) in ("twistd", "twist")
         return (twistd and "-n" in words and "--help" not in words) or any(
@@ -153,6 +159,9 @@ class Command:
 
 
 def _joinContinuations(lines: list[tuple[int, str]]) -> Iterator[tuple[int, str]]:
+    """
+    Lines ending in a backslash joined with the next, numbered by their first line.
+    """
     pending: Optional[tuple[int, str]] = None
     for number, text in lines:
         if pending is not None:
@@ -193,6 +202,10 @@ INLINE_START = (".venv/bin/", "bash ")
 
 
 def _inline(path: str, number: int, text: str, pattern: str) -> Iterator[Command]:
+    """
+    The inline code spans (C{pattern}'s group 1) of a paragraph starting at line
+    C{number} that are commands: several words, starting with C{.venv/bin/} or C{bash }.
+    """
     for match in re.finditer(pattern, text, re.S):
         span = " ".join(match.group(1).split())
         if " " not in span:
@@ -202,6 +215,9 @@ def _inline(path: str, number: int, text: str, pattern: str) -> Iterator[Command
 
 
 def _markdownCommands(path: str, text: str) -> Iterator[Command]:
+    """
+    The commands of a Markdown document: its shell blocks, and inline commands.
+    """
     lines = text.splitlines()
     block = 0
     i = 0
@@ -234,6 +250,10 @@ def _markdownCommands(path: str, text: str) -> Iterator[Command]:
 
 
 def _rstCommands(path: str, text: str) -> Iterator[Command]:
+    """
+    The commands of a reStructuredText document: its shell code-blocks, and inline
+    commands.
+    """
     lines = text.splitlines()
     block = 0
     i = 0
