@@ -491,6 +491,9 @@ class _BrowserTransportTests(SynchronousTestCase):
 
     # -- fixtures ---------------------------------------------------------
 
+    def setUp(self) -> None:
+        _ci.skipIfQuick("the browser tests")
+
     def unavailable(self, reason: str) -> NoReturn:
         """
         Fail in CI, skip elsewhere: something outside the project is missing.
@@ -752,7 +755,6 @@ class _BrowserTransportTests(SynchronousTestCase):
     # -- the scenario -----------------------------------------------------
 
     def runTransport(self, transport: str) -> None:
-        _ci.skipIfQuick("the browser tests")
         static = self.startPageServer()
         self.pageServerLogs = [("static files", static.log)]
         self.spawnServer(f"{static.base}{PREFIX}/sockjs.min.js")
