@@ -11,8 +11,8 @@ here:
   C{console} block, and every inline code span that starts with C{.venv/bin/} or
   C{bash };
 - docs/*.rst: every C{$ } or C{# } line of a C{code-block:: console} (and C{sh}, C{shell},
-  C{bash}) block, with its expected output, and every inline literal that starts with
-  C{.venv/bin/} or C{bash }.
+  C{bash}) block, or of a literal block (C{::}) with C{$ } prompts, with its expected
+  output, and every inline literal that starts with C{.venv/bin/} or C{bash }.
 
 Each command is then one of:
 
@@ -20,8 +20,8 @@ Each command is then one of:
   to free loopback ports (a bare C{8081} becomes C{tcp:PORT:interface=127.0.0.1}, a port in
   a description or a URL becomes C{PORT}; nothing else changes), checked to answer HTTP
   (and each C{http://localhost:PORT/...} URL its line names, with 200), then stopped by its
-  process group id.  The C{curl} lines after it in the same block run against it, and
-  their output must be what the block shows;
+  process group id.  The commands after it in the same block (C{curl}, a client) run
+  against it, and their output must be what the block shows;
 - a command: run, and it must exit 0;
 - not run here, for the reason L{NOT_RUN} gives (each entry must still be documented);
 - a third-party program (L{THIRD_PARTY}: systemctl, haproxy, ...), not run.
@@ -259,9 +259,13 @@ def _rstCommands(path: str, text: str) -> Iterator[Command]:
     i = 0
     while i < len(lines):
         directive = re.match(r"^(\s*)\.\. code-block::\s*(\w+)", lines[i])
+        literal = re.match(r"^(\s*)(?!\.\. )\S.*::$", lines[i])
+        if literal:
+            # A literal block is a console block when it has prompts.
+            directive = re.match(r"^(\s*)()", lines[i])
         if directive:
             indent = len(directive.group(1))
-            language = directive.group(2)
+            language = directive.group(2) or "literal"
             body: list[tuple[int, str]] = []
             i += 1
             while i < len(lines) and (
@@ -270,8 +274,9 @@ def _rstCommands(path: str, text: str) -> Iterator[Command]:
                 body.append((i + 1, lines[i]))
                 i += 1
             block += 1
-            if language in SHELL_LANGUAGES:
-                dedented = [(n, t.strip() if not t.strip() else t.lstrip()) for n, t in body]
+            dedented = [(n, t.lstrip()) for n, t in body]
+            prompted = any(t.startswith("$ ") for _, t in dedented)
+            if language in SHELL_LANGUAGES or (language == "literal" and prompted):
                 yield from _blockCommands(path, block, dedented, True)
             continue
         i += 1
@@ -484,6 +489,19 @@ class DocumentedCommandsTests(SynchronousTestCase):
         ]:
             self.assertIn(expected, lines)
 
+    def test_clientsRunWithTheirServer(self) -> None:
+        """The commands after a server in its block are its clients, with their documented output."""
+        commands = documentedCommands()
+        [server] = [
+            c
+            for c in commands
+            if c.where.startswith("docs/quickstart.rst:") and c.isServer and c.block is not None
+        ]
+        self.assertEqual(
+            [(c.line, c.output) for c in _clientsOf(commands, server)],
+            [("curl http://localhost:8081/echo", ["Welcome to SockJS!"])],
+        )
+
     def test_notRunListIsCurrent(self) -> None:
         """Every command the tests leave out is still documented (the list never goes stale)."""
         documented = {c.bare for c in documentedCommands()}
@@ -519,19 +537,8 @@ class DocumentedCommandsTests(SynchronousTestCase):
         """
         commands = documentedCommands()
         [command] = [c for c in commands if c.where == where]
-        if command.program in CLIENTS:
-            # Run with the server before it in its block.
-            return
         if command.isServer:
-            clients: list[Command] = []
-            following = commands[commands.index(command) + 1 :]
-            for other in following:
-                sameBlock = other.where.split(":")[0] == where.split(":")[0]
-                if not sameBlock or other.block != command.block or other.isServer:
-                    break
-                if other.program in CLIENTS:
-                    clients.append(other)
-            self.runServer(command, clients)
+            self.runServer(command, _clientsOf(commands, command))
         else:
             result = subprocess.run(
                 ["bash", "-c", command.line],
@@ -605,12 +612,29 @@ def _documentedTest(where: str) -> Callable[[DocumentedCommandsTests], None]:
     return test
 
 
+def _clientsOf(commands: list[Command], server: Command) -> list[Command]:
+    """
+    The commands after C{server} in its block, up to the next server: they run against it.
+    """
+    clients = []
+    for other in commands[commands.index(server) + 1 :]:
+        sameFile = other.where.split(":")[0] == server.where.split(":")[0]
+        if server.block is None or not sameFile or other.block != server.block or other.isServer:
+            break
+        if other.bare not in NOT_RUN:
+            clients.append(other)
+    return clients
+
+
 def _addDocumentedTests() -> None:
     """
-    One test per documented command that is run here.
+    One test per documented command that is run here: a server (with its clients), or a
+    command on its own.
     """
-    for command in documentedCommands():
-        if command.bare in NOT_RUN or command.program in THIRD_PARTY or command.program in CLIENTS:
+    commands = documentedCommands()
+    clients = {c.where for s in commands if s.isServer for c in _clientsOf(commands, s)}
+    for command in commands:
+        if command.bare in NOT_RUN or command.program in THIRD_PARTY or command.where in clients:
             continue
         name = "test_" + re.sub(r"\W", "_", command.where)
         test = _documentedTest(command.where)
