@@ -43,12 +43,13 @@ from sockjs_twisted.client import (
 )
 from sockjs_twisted.testserver import EchoFactory, testServices
 
+from ._ci import inCI
 from ._harness import MemoryNetwork
 from .test_protocol import CLIENT_ESCAPED, SERVER_ESCAPED, _characters
 from .test_testing import TrackingClock
 
 NODE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "node")
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CI = inCI()
 
 # Every character a SockJS server or client escapes, and the rest of the BMP's edges.
 ESCAPED = "".join(
