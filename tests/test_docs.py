@@ -94,6 +94,10 @@ NOT_RUN = {
     ".venv/bin/twistd -n sockjs --factory myapp.chat.factory --prefix /chat": _PLACEHOLDER,
     "PYTHONPATH=/srv/myapp .venv/bin/twistd -n sockjs --port 8081 "
     "--factory myapp.chat.factory --prefix /chat": _PLACEHOLDER,
+    ".venv/bin/twistd -n sockjs --port 8081 --workers 4 --factory myapp.chat.factory "
+    "--prefix /chat --redis redis://127.0.0.1:6379/0": _PLACEHOLDER,
+    ".venv/bin/twistd sockjs --port 80 --factory myapp.chat.factory --prefix /chat "
+    "--print-haproxy-config --backend 10.0.0.1:8081 --backend 10.0.0.2:8081": _PLACEHOLDER,
 }
 
 # Programs that are not this project's: documented for the reader's system, not run here.
