@@ -94,6 +94,10 @@ NOT_RUN = {
     ".venv/bin/twistd -n sockjs --factory myapp.chat.factory --prefix /chat": _PLACEHOLDER,
     "PYTHONPATH=/srv/myapp .venv/bin/twistd -n sockjs --port 8081 "
     "--factory myapp.chat.factory --prefix /chat": _PLACEHOLDER,
+    ".venv/bin/twistd -n sockjs --port 8081 --workers 4 --redis redis://127.0.0.1:6379": (
+        "it needs a Redis server on port 6379: tests.test_workers runs --workers and --redis "
+        "against redis-server and haproxy of its own, on free ports"
+    ),
     ".venv/bin/twistd -n sockjs --port 8081 --workers 4 --factory myapp.chat.factory "
     "--prefix /chat --redis redis://127.0.0.1:6379/0": _PLACEHOLDER,
     ".venv/bin/twistd sockjs --port 80 --factory myapp.chat.factory --prefix /chat "
