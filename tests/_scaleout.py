@@ -28,8 +28,10 @@ from sockjs_twisted._workers import freePort
 from sockjs_twisted.hub import IHub, LocalHub
 from sockjs_twisted.testing import SockJSClient
 
+from ._ci import inCI
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+IN_CI = inCI()
 
 
 def requireBinary(name: str) -> str:
