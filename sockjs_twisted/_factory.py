@@ -80,6 +80,14 @@ class _SockJSChannel(HTTPChannel):
             self._discard(len(data))
             return
         super().dataReceived(data)
+        # A request still incomplete at the end of the read that began it gets its
+        # deadline now (the same instant on the reactor's clock): one that arrives whole,
+        # the common case, never costs a timer.
+        requests = self.requests
+        if requests and not self.refused:
+            request = requests[-1]
+            if isinstance(request, _BoundedRequest) and request._awaitingDeadline:
+                request._armDeadline()
 
     def lineReceived(self, line: bytes) -> None:
         if self.refused:
@@ -225,11 +233,16 @@ class _BoundedRequest(Request):
 
     site: SockJSSite
 
-    def __init__(self, channel: Any, *args: Any, **kw: Any) -> None:
-        super().__init__(channel, *args, **kw)
-        site: SockJSSite = channel.site
-        self._bodyReceived = 0
-        self._deadline: Optional[IDelayedCall] = site.reactor.callLater(
+    _bodyReceived = 0
+    _deadline: Optional[IDelayedCall] = None
+    # Until the channel arms the deadline at the end of the read that began the request
+    # (or the request is received whole, refused or lost first).
+    _awaitingDeadline = True
+
+    def _armDeadline(self) -> None:
+        self._awaitingDeadline = False
+        site = self._site()
+        self._deadline = site.reactor.callLater(
             site.requestTimeout, self._refuse, 408, "Request Timeout", "Request too slow."
         )
 
@@ -238,6 +251,7 @@ class _BoundedRequest(Request):
         return site
 
     def _cancelDeadline(self) -> None:
+        self._awaitingDeadline = False
         deadline = self._deadline
         if deadline is not None:
             self._deadline = None
