@@ -22,6 +22,9 @@ Scenarios:
 - C{idle}: open C{--count} websocket sessions and keep them; report the Python heap growth
   per session (tracemalloc).
 - C{xhr}: xhr_send + xhr poll cycles on one session.
+- C{xhr-streaming}: one session receiving on an xhr_streaming response (reopened when
+  C{response_limit} ends it) and sending on a second connection: an xhr_send, and its echo
+  on the stream, per operation.
 
 Prints the process CPU time per operation (only meaningful on a quiet machine) and, with
 C{--profile}, the cProfile top functions by internal time.
@@ -198,6 +201,39 @@ def scenarioXhr(count: int) -> Callable[[], int]:
     return run
 
 
+def scenarioXhrStreaming(count: int) -> Callable[[], int]:
+    server = Server(Factory.forProtocol(Echo))
+    receiving, stream = server.connect()
+    sending, sendTransport = server.connect()
+    open_ = b"POST /echo/000/x1/xhr_streaming HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"
+    receiving.dataReceived(open_)
+    assert b"o\n" in stream.value()
+    stream.clear()
+    body = b'["' + b"x" * 28 + b'"]'
+    send = (
+        b"POST /echo/000/x1/xhr_send HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    frame = b'a["' + b"x" * 28 + b'"]\n'
+
+    def run() -> int:
+        nonlocal receiving, stream
+        for _ in range(count):
+            sending.dataReceived(send)
+            sendTransport.clear()
+            out = stream.value()
+            stream.clear()
+            if out.endswith(b"0\r\n\r\n"):
+                # response_limit reached: the client opens the next stream, as sockjs-client
+                # does.
+                receiving.dataReceived(open_)
+                stream.clear()
+        assert frame in out, out[-80:]
+        return count
+
+    return run
+
+
 def idle(count: int) -> None:
     server = Server(Factory.forProtocol(Echo))
     keep = [server.openWebSocket() for _ in range(50)]  # warm caches and interned strings
@@ -216,7 +252,15 @@ def idle(count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "scenario", choices=["echo", "setup-client-close", "setup-server-close", "idle", "xhr"]
+        "scenario",
+        choices=[
+            "echo",
+            "setup-client-close",
+            "setup-server-close",
+            "idle",
+            "xhr",
+            "xhr-streaming",
+        ],
     )
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=20, help="echo: frames per read")
@@ -231,6 +275,7 @@ def main() -> None:
         "setup-client-close": lambda: scenarioSetup(args.count, False),
         "setup-server-close": lambda: scenarioSetup(args.count, True),
         "xhr": lambda: scenarioXhr(args.count),
+        "xhr-streaming": lambda: scenarioXhrStreaming(args.count),
     }[args.scenario]()
     profiler = cProfile.Profile() if args.profile else None
     start = time.process_time()
