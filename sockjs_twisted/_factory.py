@@ -73,6 +73,53 @@ class _SockJSChannel(HTTPChannel):
     _lingerIdle: Optional[IDelayedCall] = None
     _lingerEnd: Optional[IDelayedCall] = None
 
+    _idleCall: Optional[IDelayedCall] = None
+    _idleDeadline: Optional[float] = None
+
+    # idle timeout: twisted.web's TimeoutMixin cancels its timer when a request begins,
+    # schedules a new one when it ends and reschedules it on every read.  Here one timer
+    # stays scheduled; those changes only move the deadline it checks when it fires, and
+    # it is scheduled again for what is left.  The connection times out at the same
+    # instant.
+
+    def setTimeout(self, period: Optional[float]) -> Optional[float]:
+        previous: Optional[float] = self.timeOut
+        self.timeOut = period
+        if period is None:
+            self._idleDeadline = None
+            return previous
+        self._idleDeadline = deadline = self.site.reactor.seconds() + period
+        call = self._idleCall
+        if call is None:
+            self._idleCall = self.callLater(period, self._checkIdle)
+        elif call.getTime() > deadline:
+            call.reset(period)
+        return previous
+
+    def resetTimeout(self) -> None:
+        if self._idleDeadline is not None:
+            self._idleDeadline = self.site.reactor.seconds() + self.timeOut  # type: ignore[operator]
+
+    def _checkIdle(self) -> None:
+        self._idleCall = None
+        deadline = self._idleDeadline
+        if deadline is None:
+            return
+        left = deadline - self.site.reactor.seconds()
+        if left > 1e-6:  # not a rounding error of the reactor's arithmetic
+            self._idleCall = self.callLater(left, self._checkIdle)
+            return
+        self._idleDeadline = None
+        self.timeoutConnection()
+
+    def _cancelIdle(self) -> None:
+        self._idleDeadline = None
+        call = self._idleCall
+        if call is not None:
+            self._idleCall = None
+            if call.active():
+                call.cancel()
+
     # input
 
     def dataReceived(self, data: bytes) -> None:
@@ -222,6 +269,7 @@ class _SockJSChannel(HTTPChannel):
         self._lost = True
         self._cancelLinger()
         super().connectionLost(reason)
+        self._cancelIdle()
 
 
 class _BoundedRequest(Request):

@@ -253,6 +253,26 @@ class SiteLimitTests(SynchronousTestCase):
         self.client.advance(1)
         self.assertTrue(c.closed)
 
+    def test_idleCountsFromLastRequest(self) -> None:
+        """The idle timeout counts from the end of the last request, not from the first."""
+        c = self.connection
+        self.assertEqual(c.request("GET", "/echo").status, 200)
+        self.client.advance(50)
+        self.assertEqual(c.request("GET", "/echo").status, 200)
+        self.client.advance(59)
+        self.assertFalse(c.closed)
+        self.client.advance(1)
+        self.assertTrue(c.closed)
+
+    def test_idleTimerGoneWithConnection(self) -> None:
+        """A connection that closes leaves no idle timer behind."""
+        c = self.connection
+        self.assertEqual(c.request("GET", "/echo").status, 200)
+        self.client.advance(30)
+        c.close()
+        calls = [c for c in self.client.clock.getDelayedCalls() if "LogDateTime" not in repr(c)]
+        self.assertEqual(calls, [])
+
     def test_longPollNotTimedOut(self) -> None:
         """A waiting poll or stream is not an idle connection: heartbeats keep coming."""
         c = self.connection
