@@ -86,7 +86,11 @@ class _SockJSChannel(HTTPChannel):
         previous: Optional[float] = self.timeOut
         self.timeOut = period
         if period is None:
-            self._idleDeadline = None
+            if self.transport is None:
+                # Another protocol (a websocket) has taken the connection over.
+                self._cancelIdle()
+            else:
+                self._idleDeadline = None
             return previous
         self._idleDeadline = deadline = self.site.reactor.seconds() + period
         call = self._idleCall
