@@ -84,7 +84,7 @@ class _SockJSChannel(HTTPChannel):
 
     def setTimeout(self, period: Optional[float]) -> Optional[float]:
         previous: Optional[float] = self.timeOut
-        self.timeOut = period
+        self.timeOut = period  # type: ignore[assignment]  # twisted says int; floats work
         if period is None:
             if self.transport is None:
                 # Another protocol (a websocket) has taken the connection over.
