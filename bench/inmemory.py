@@ -40,7 +40,6 @@ import pstats
 import struct
 import sys
 import time
-import tracemalloc
 from typing import Any, Callable
 
 from twisted.internet.address import IPv4Address
@@ -235,6 +234,8 @@ def scenarioXhrStreaming(count: int) -> Callable[[], int]:
 
 
 def idle(count: int) -> None:
+    import tracemalloc  # CPython only: PyPy has no _tracemalloc
+
     server = Server(Factory.forProtocol(Echo))
     keep = [server.openWebSocket() for _ in range(50)]  # warm caches and interned strings
     tracemalloc.start()
@@ -266,6 +267,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=20, help="echo: frames per read")
     parser.add_argument("--profile", action="store_true", help="cProfile the run")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the scenario this many times on one server, a line each (JIT warm-up)",
+    )
     args = parser.parse_args()
     if args.scenario == "idle":
         idle(args.count)
@@ -278,15 +285,16 @@ def main() -> None:
         "xhr-streaming": lambda: scenarioXhrStreaming(args.count),
     }[args.scenario]()
     profiler = cProfile.Profile() if args.profile else None
-    start = time.process_time()
-    if profiler is not None:
-        profiler.enable()
-    done = run()
-    if profiler is not None:
-        profiler.disable()
-    cpu = time.process_time() - start
     impl = sys.implementation.name
-    print(f"{impl} {args.scenario}: {done} ops, {cpu / done * 1e6:.2f} us CPU each")
+    for _ in range(args.rounds):
+        start = time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        done = run()
+        if profiler is not None:
+            profiler.disable()
+        cpu = time.process_time() - start
+        print(f"{impl} {args.scenario}: {done} ops, {cpu / done * 1e6:.2f} us CPU each")
     if profiler is not None:
         stats = pstats.Stats(profiler)
         stats.sort_stats("tottime").print_stats(args.top)
