@@ -160,6 +160,7 @@ def scenarios(quick: bool) -> List[Scenario]:
             wait_s=5,
         )
         xhr_sessions, fanout, setup_concurrency = 10, 50, 5
+        setup_warmup = dict(warmup_sessions=50, warmup_max_s=5)
     else:
         timing = dict(warmup_s=2.0, measure_s=5.0, wait_s=30)
         levels = [1, 100, 1000]
@@ -173,6 +174,13 @@ def scenarios(quick: bool) -> List[Scenario]:
             wait_s=30,
         )
         xhr_sessions, fanout, setup_concurrency = 100, 1000, 50
+        # F and G warm up for at least 50,000 sessions (at most 60 s), whatever the
+        # server: PyPy's JIT warms up in operations, not seconds (bench/inmemory.py
+        # setup-server-close --rounds 6: some 6,000 set-ups in memory, more through
+        # sockets).  A fresh PyPy server, at 200 sessions/s while cold, saw barely 1,000
+        # in a 6 s warm-up and measured 586 sessions/server-CPU-s; after 8,000, 2884;
+        # after 20,000, 3497; after 50,000, 5458.
+        setup_warmup = dict(warmup_sessions=50_000, warmup_max_s=60)
     out = [
         # D first, on a freshly started server, so RSS growth is the sessions' own.
         Scenario(
@@ -211,21 +219,21 @@ def scenarios(quick: bool) -> List[Scenario]:
             "F",
             "setup",
             f"F ws open+close c={setup_concurrency} (client closes)",
-            dict(timing, concurrency=setup_concurrency),
+            dict(timing, concurrency=setup_concurrency, **setup_warmup),
         ),
         # The server closes each session as it opens (c[3000,"Go away!"], then the
         # websocket closing handshake, which the server starts).  A server that serves
-        # one service per process starts afresh for it: a longer warm-up lets a JIT
-        # (PyPy's) warm up as it did for F.
+        # one service per process starts afresh for it: the warm-up of F and G is
+        # counted in sessions (setup_warmup) so that a JIT warms up for both.
         Scenario(
             "G",
             "setup",
             f"G ws open+close c={setup_concurrency} (server closes)",
             dict(
                 timing,
-                warmup_s=3 * timing["warmup_s"],
                 concurrency=setup_concurrency,
                 server_closes=True,
+                **setup_warmup,
             ),
             service="close",
         ),

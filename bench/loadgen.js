@@ -1127,6 +1127,10 @@ scenarios.setup = async () => {
   const loops = [];
   for (let i = 0; i < P.concurrency; i++) loops.push(loop());
   await sleep(P.warmup_s * 1000);
+  // Then at least warmup_sessions sessions, the same count for every server (a JIT's
+  // warm-up is counted in operations, not seconds), for at most warmup_max_s.
+  const warmEnd = Date.now() + (P.warmup_max_s || 0) * 1000;
+  while (cycles < (P.warmup_sessions || 0) && Date.now() < warmEnd) await sleep(50);
   const a = snap();
   const c0 = cycles;
   await sleep(P.measure_s * 1000);
