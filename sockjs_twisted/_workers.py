@@ -16,6 +16,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Optional, Sequence
 
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.error import ProcessExitedAlready, ReactorNotRunning
@@ -468,7 +469,8 @@ class WorkerSupervisor(Service):
             worker.quickDeaths += 1
         else:
             worker.quickDeaths = 0
-        delay = min(self.maxDelay, self.firstDelay * 2 ** max(worker.quickDeaths - 1, 0))
+        policy = backoffPolicy(self.firstDelay, self.maxDelay, factor=2.0, jitter=lambda: 0.0)
+        delay = policy(max(worker.quickDeaths - 1, 0))
         worker.restarts += 1
         self.log.warn(
             "SockJS worker {index} (pid {pid}) ended ({why}); restarting it in {delay:.1f} s",

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any, Callable, Optional
 from urllib.parse import unquote, urlsplit
 
+from twisted.application.internet import backoffPolicy
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
@@ -208,10 +209,11 @@ class _Backoff:
         self.initial = initial
         self.maximum = maximum
         self._rand = rand
+        self._policy = backoffPolicy(initial, maximum, factor=2.0, jitter=lambda: 0.0)
         self.attempts = 0
 
     def next(self) -> float:
-        delay = min(self.maximum, self.initial * 2**self.attempts)
+        delay = self._policy(self.attempts)
         self.attempts = min(self.attempts + 1, 32)
         return delay * (0.5 + self._rand() / 2)
 
