@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -23,6 +24,25 @@ def info(port: int = 5000, url: str = "/echo/0/s/xhr", **headers: str) -> Connec
         headers=dict(headers),
         url=url,
     )
+
+
+@implementer(IPushProducer)
+class RecordingProducer:
+    """
+    A streaming producer that records what its consumer asks of it.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.events.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.events.append("resume")
+
+    def stopProducing(self) -> None:
+        self.events.append("stop")
 
 
 @implementer(ISessionSink)

@@ -18,7 +18,6 @@ from treq.testing import RequestTraversalAgent
 from twisted.internet import ssl
 from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.error import ConnectError, ConnectionDone, ConnectionRefusedError
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
@@ -44,6 +43,7 @@ from sockjs_twisted.client import (
 from sockjs_twisted.testserver import EchoFactory, testServices
 
 from ._ci import inCI
+from ._fakes import RecordingProducer
 from ._harness import MemoryNetwork
 from .test_protocol import CLIENT_ESCAPED, SERVER_ESCAPED, _characters
 from .test_testing import TrackingClock
@@ -555,25 +555,6 @@ class Pauser(Recorder):
         super().dataReceived(data)
         if len(self.messages) == 1:
             self.transport.pauseProducing()  # type: ignore[union-attr]
-
-
-@implementer(IPushProducer)
-class RecordingProducer:
-    """
-    A streaming producer that records what its consumer asks of it.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.events.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.events.append("resume")
-
-    def stopProducing(self) -> None:
-        self.events.append("stop")
 
 
 class Refusing(Factory):

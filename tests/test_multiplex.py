@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IPushProducer
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -20,7 +19,6 @@ from twisted.protocols.basic import LineReceiver
 from twisted.protocols.portforward import ProxyFactory, ProxyServer
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from sockjs_twisted._options import SockJSOptions
@@ -34,23 +32,8 @@ from sockjs_twisted.multiplex import (
 )
 from sockjs_twisted.testserver import EchoFactory
 
-from ._fakes import RecordingFactory, RecordingProtocol, RecordingSink, info
+from ._fakes import RecordingFactory, RecordingProducer, RecordingProtocol, RecordingSink, info
 from ._harness import sockjsClient
-
-
-@implementer(IPushProducer)
-class RecordingProducer:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.events.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.events.append("resume")
-
-    def stopProducing(self) -> None:
-        self.events.append("stop")
 
 
 def scheduled(clock: Clock) -> list[str]:

@@ -25,7 +25,7 @@ from sockjs_twisted._registry import SessionRegistry
 from sockjs_twisted._session import CLOSED, CLOSING, OPEN, SockJSTransport
 from sockjs_twisted.interfaces import ISockJSTransport
 
-from ._fakes import RecordingFactory, RecordingProtocol, RecordingSink, info
+from ._fakes import RecordingFactory, RecordingProducer, RecordingProtocol, RecordingSink, info
 
 try:
     import tracemalloc
@@ -476,23 +476,8 @@ class WebSocketSessionTests(SessionTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
 
-@implementer(IPushProducer)
-class PushProducer:
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.events.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.events.append("resume")
-
-    def stopProducing(self) -> None:
-        self.events.append("stop")
-
-
 @implementer(IPullProducer)
-class PullProducer(PushProducer):
+class PullProducer(RecordingProducer):
     pass
 
 
@@ -501,7 +486,7 @@ class BackpressureTests(SessionTestCase):
         """A push producer is paused past the high-water mark and resumed when drained."""
         session, sink = self.open()
         sink.pause()
-        producer = PushProducer()
+        producer = RecordingProducer()
         session.transport.registerProducer(producer, True)
         session.transport.write(b"x" * (self.factory.highWater + 1))
         self.assertEqual(producer.events, ["pause"])
@@ -523,7 +508,7 @@ class BackpressureTests(SessionTestCase):
     def test_stoppedOnClose(self) -> None:
         """The producer is stopped when the session ends."""
         session, sink = self.open()
-        producer = PushProducer()
+        producer = RecordingProducer()
         session.transport.registerProducer(producer, True)
         session.transport.loseConnection()
         self.assertEqual(producer.events, ["stop"])
@@ -531,10 +516,12 @@ class BackpressureTests(SessionTestCase):
     def test_secondProducer(self) -> None:
         """Registering a second producer without unregistering raises RuntimeError."""
         session, sink = self.open()
-        session.transport.registerProducer(PushProducer(), True)
-        self.assertRaises(RuntimeError, session.transport.registerProducer, PushProducer(), True)
+        session.transport.registerProducer(RecordingProducer(), True)
+        self.assertRaises(
+            RuntimeError, session.transport.registerProducer, RecordingProducer(), True
+        )
         session.transport.unregisterProducer()
-        session.transport.registerProducer(PushProducer(), True)
+        session.transport.registerProducer(RecordingProducer(), True)
 
     def test_hardCap(self) -> None:
         """A protocol that ignores backpressure is closed with 1013 past the queue cap."""
@@ -854,10 +841,10 @@ class AbortAndFailureTests(SessionTestCase):
         """A producer registered on a closed session is stopped at once and never registered."""
         session, sink = self.open()
         session.transport.loseConnection()
-        producer = PushProducer()
+        producer = RecordingProducer()
         session.transport.registerProducer(producer, True)
         self.assertEqual(producer.events, ["stop"])
-        session.transport.registerProducer(PushProducer(), True)
+        session.transport.registerProducer(RecordingProducer(), True)
 
     def test_logDefaultsToTwistedLogger(self) -> None:
         """Without the log option, errors from user code go to twisted.logger with their traceback."""
