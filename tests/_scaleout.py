@@ -11,7 +11,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -29,8 +28,8 @@ from sockjs_twisted.hub import IHub, LocalHub
 from sockjs_twisted.testing import SockJSClient
 
 from ._ci import inCI
+from ._processes import ROOT, childEnvironment, readLog, sockjsCommand, stopProcess
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_CI = inCI()
 
 
@@ -47,19 +46,6 @@ def requireBinary(name: str) -> str:
             raise AssertionError(reason + "; CI=true: a failure, not a skip")
         raise SkipTest(reason)
     return path
-
-
-def stopProcess(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    """
-    Stop a child by its PID: C{sig}, then SIGKILL after 20 s.
-    """
-    if process.poll() is None:
-        try:
-            process.send_signal(sig)
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def waitFor(check: Callable[[], bool], timeout: float, what: str) -> float:
@@ -162,26 +148,13 @@ class Supervisor:
         self.directory = tempfile.mkdtemp(prefix="sockjs-workers-test-")
         self.logPath = os.path.join(self.directory, "supervisor.log")
         self.port = freePort()
-        environment = dict(os.environ if env is None else env)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [ROOT, *filter(None, [environment.get("PYTHONPATH")])]
-        )
         with open(self.logPath, "wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twisted",
-                    "--log-format=text",
-                    "sockjs",
-                    "--port",
-                    f"tcp:{self.port}:interface=127.0.0.1",
-                    "--workers",
-                    str(workers),
-                    *args,
-                ],
+                sockjsCommand(
+                    f"tcp:{self.port}:interface=127.0.0.1", "--workers", str(workers), *args
+                ),
                 cwd=ROOT,
-                env=environment,
+                env=childEnvironment(env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -194,8 +167,7 @@ class Supervisor:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
-        with open(self.logPath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return readLog(self.logPath)
 
     def readyWorkers(self) -> dict[int, tuple[int, int]]:
         """
@@ -248,8 +220,7 @@ class ProxyProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
-        with open(self.logPath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return readLog(self.logPath)
 
     def stop(self) -> None:
         stopProcess(self.process, signal.SIGTERM)
@@ -298,24 +269,11 @@ class ServerProcess:
         self.port = freePort()
         self.directory = tempfile.mkdtemp(prefix="sockjs-server-test-")
         self.logPath = os.path.join(self.directory, "server.log")
-        environment = dict(os.environ)
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [ROOT, *filter(None, [environment.get("PYTHONPATH")])]
-        )
         with open(self.logPath, "wb") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twisted",
-                    "--log-format=text",
-                    "sockjs",
-                    "--port",
-                    f"tcp:{self.port}:interface=127.0.0.1",
-                    *args,
-                ],
+                sockjsCommand(f"tcp:{self.port}:interface=127.0.0.1", *args),
                 cwd=ROOT,
-                env=environment,
+                env=childEnvironment(),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -326,8 +284,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def log(self) -> str:
-        with open(self.logPath, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return readLog(self.logPath)
 
     def stop(self) -> None:
         stopProcess(self.process)

@@ -89,6 +89,7 @@ from twisted.trial.runner import TestLoader
 from twisted.trial.unittest import SkipTest, SynchronousTestCase, TestSuite
 
 from . import _ci
+from ._processes import childEnvironment, sockjsCommand, stopProcess
 
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
@@ -515,17 +516,7 @@ class _BrowserTransportTests(SynchronousTestCase):
         override = os.environ.get("SOCKJS_E2E_SERVER")
         if override:
             return shlex.split(override.format(port=0, sockjs_url=sockjsUrl))
-        return [
-            sys.executable,
-            "-m",
-            "twisted",
-            "--log-format=text",
-            "sockjs",
-            "--port",
-            "tcp:0:interface=127.0.0.1",
-            "--sockjs-url",
-            sockjsUrl,
-        ]
+        return sockjsCommand("tcp:0:interface=127.0.0.1", "--sockjs-url", sockjsUrl)
 
     def spawnServer(self, sockjsUrl: str) -> None:
         """
@@ -536,11 +527,6 @@ class _BrowserTransportTests(SynchronousTestCase):
         self.serverLogPath = logDir / "server.log"
         command = self.serverCommand(sockjsUrl)
         self.serverCommandLine = shlex.join(command)
-        # The server runs the code these tests import, installed or not.
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPOSITORY), *filter(None, [env.get("PYTHONPATH")])]
-        )
         with self.serverLogPath.open("wb") as log:
             process = subprocess.Popen(
                 command,
@@ -548,20 +534,10 @@ class _BrowserTransportTests(SynchronousTestCase):
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=logDir,
-                env=env,
+                env=childEnvironment(),
             )
         self.serverProcess = process
-
-        def stop() -> None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(WAIT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(WAIT)
-
-        self.addCleanup(stop)
+        self.addCleanup(stopProcess, process, timeout=WAIT, killTimeout=WAIT)
 
     def serverLog(self) -> str:
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +40,7 @@ from sockjs_twisted.metrics import (
 from sockjs_twisted.testserver import EchoFactory
 
 from ._harness import HTTPClient, sockjsClient
+from ._processes import sockjsCommand, stopProcess
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DASHBOARD = REPOSITORY / "docs" / "grafana-dashboard.json"
@@ -625,27 +625,15 @@ class TwistdTests(SynchronousTestCase):
         logPath = logDir / "twistd.log"
         with logPath.open("wb") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "twisted",
-                    "--log-format=text",
-                    "sockjs",
-                    "--port",
-                    "tcp:0:interface=127.0.0.1",
-                    "--metrics-port",
-                    "tcp:0:interface=127.0.0.1",
-                ],
+                sockjsCommand(
+                    "tcp:0:interface=127.0.0.1", "--metrics-port", "tcp:0:interface=127.0.0.1"
+                ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=str(REPOSITORY),
             )
 
-        def stop() -> None:
-            process.terminate()
-            process.wait(10)
-
-        self.addCleanup(stop)
+        self.addCleanup(stopProcess, process, timeout=10)
         deadline = time.monotonic() + 30
         ports: dict[str, int] = {}
         while len(ports) < 2:
