@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from typing import Mapping, Optional, Union
+from typing import Mapping, Optional, Sequence, Union
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,3 +62,20 @@ def stopProcess(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(killTimeout)
+
+
+def runForOutput(
+    command: Sequence[str], cwd: str, env: Mapping[str, str], timeout: float = 60
+) -> tuple[int, str]:
+    """
+    Run C{command} to its end: its exit code, and its standard output and error as text.
+    """
+    result = subprocess.run(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=timeout,
+    )
+    return result.returncode, result.stdout.decode("utf-8", "replace")

@@ -10,7 +10,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from sockjs_twisted._tap import Options, makeService
 from sockjs_twisted.testing import ProtocolHarness
 
 from ._harness import HTTPClient, Response, WebSocket
+from ._processes import stopProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRELUDE = b"h" * 2048 + b"\n"
@@ -526,13 +526,7 @@ class Example:
         """
         SIGTERM, as a person's Ctrl-C or a service manager would; the exit code.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stopProcess(self.process, timeout=10, killTimeout=None)
         stdout = self.process.stdout
         if stdout is not None and not stdout.closed:
             self.output.append(stdout.read().decode("utf-8", "replace"))

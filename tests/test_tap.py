@@ -28,8 +28,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from sockjs_twisted._tap import Options, _Announcing, _locations, makeService
 
 from . import _ci
+from ._fakes import RecordingFactory
 from ._harness import HTTPClient
-from .test_session import RecordingFactory
+from ._processes import runForOutput, stopProcess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TWISTD = os.path.join(ROOT, ".venv", "bin", "twistd")
@@ -365,13 +366,7 @@ class _Twistd:
         """
         SIGTERM, then the exit code.
         """
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stopProcess(self.process, timeout=10, killTimeout=None)
         if self.process.stdout is not None and not self.process.stdout.closed:
             self.output.append(self.process.stdout.read().decode("utf-8", "replace"))
             self.process.stdout.close()
@@ -395,16 +390,12 @@ class InstalledTwistdTests(SynchronousTestCase):
         """
         C{twistd sockjs --help} with C{python}, from outside the checkout; its output.
         """
-        result = subprocess.run(
+        code, output = runForOutput(
             [python, "-c", "from twisted.scripts.twistd import run; run()", "sockjs", "--help"],
-            cwd=self.outside,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=60,
+            self.outside,
+            self.env,
         )
-        output = result.stdout.decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, output)
+        self.assertEqual(code, 0, output)
         return output
 
     def test_eitherOrder(self) -> None:
@@ -441,16 +432,8 @@ class InstalledTwistdTests(SynchronousTestCase):
 
     def test_help(self) -> None:
         """The installed `twistd sockjs --help` works from any folder (editable installs keep the plugin)."""
-        result = subprocess.run(
-            [TWISTD, "sockjs", "--help"],
-            cwd=self.outside,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=60,
-        )
-        output = result.stdout.decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 0, output)
+        code, output = runForOutput([TWISTD, "sockjs", "--help"], self.outside, self.env)
+        self.assertEqual(code, 0, output)
         self.assertIn("Usage: twistd [options] sockjs [options]", output)
         self.assertIn("--factory=", output)
 
@@ -469,16 +452,10 @@ class RunningTwistdTests(SynchronousTestCase):
 
     def test_badValueIsAUsageLine(self) -> None:
         """A bad option value ends in one usage-error line and exit code 1, not a traceback."""
-        result = subprocess.run(
-            [TWISTD, "-n", "--pidfile=", "sockjs", "--allowed-origin", ""],
-            cwd=self.cwd,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            timeout=60,
+        code, output = runForOutput(
+            [TWISTD, "-n", "--pidfile=", "sockjs", "--allowed-origin", ""], self.cwd, self.env
         )
-        output = result.stdout.decode("utf-8", "replace")
-        self.assertEqual(result.returncode, 1, output)
+        self.assertEqual(code, 1, output)
         self.assertNotIn("Traceback", output)
         self.assertRegex(output.splitlines()[-1], r"twistd -n: --allowed-origin needs an origin")
 
