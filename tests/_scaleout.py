@@ -136,7 +136,27 @@ class RedisServer:
             self.process = None
 
 
-class Supervisor:
+class _LoggedProcess:
+    """
+    A child listening on C{port} on loopback, its output in the file C{logPath}.
+    """
+
+    port: int
+    logPath: str
+    process: subprocess.Popen[bytes]
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return readLog(self.logPath)
+
+    def stop(self) -> None:
+        stopProcess(self.process)
+
+
+class Supervisor(_LoggedProcess):
     """
     C{python -m twisted sockjs --workers N ...} on a free loopback port, its log in a file.
     """
@@ -161,13 +181,6 @@ class Supervisor:
                 start_new_session=True,
             )
         self.count = workers
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return readLog(self.logPath)
 
     def readyWorkers(self) -> dict[int, tuple[int, int]]:
         """
@@ -202,7 +215,7 @@ class Supervisor:
             pass
 
 
-class ProxyProcess:
+class ProxyProcess(_LoggedProcess):
     """
     haproxy or nginx with a configuration of ours.
     """
@@ -214,16 +227,6 @@ class ProxyProcess:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
             )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return readLog(self.logPath)
-
-    def stop(self) -> None:
-        stopProcess(self.process, signal.SIGTERM)
 
 
 def startHAProxy(config: str, port: int) -> ProxyProcess:
@@ -259,7 +262,7 @@ def startNginx(configFor: Callable[[str], str], port: int) -> ProxyProcess:
     return ProxyProcess(command, port, directory)
 
 
-class ServerProcess:
+class ServerProcess(_LoggedProcess):
     """
     One plain C{python -m twisted sockjs} server on a free loopback port (an external
     worker, as --print-haproxy-config's user runs them).
@@ -278,16 +281,6 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return readLog(self.logPath)
-
-    def stop(self) -> None:
-        stopProcess(self.process)
 
 
 # -- SockJS sessions through the proxies ---------------------------------------------------
