@@ -19,6 +19,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from .._framing import BrokenFraming, decodeWebSocketPayload, messageFrame
@@ -26,7 +27,12 @@ from .._registry import SessionRegistry
 from .._session import EXPOSED_HEADERS, ConnectionInfo, Session
 from ..interfaces import ISessionSink
 from ._http import notAllowed, notFound, originAllowed, text
-from ._wsfast import FastFrameReceiver, HandshakeFromRequest, LeanProtocolFactory
+from ._wsfast import (
+    FastFrameReceiver,
+    HandshakeFromRequest,
+    LeanProtocolFactory,
+    upgradeFromRequest,
+)
 
 BROKEN_FRAMING = (3000, "Broken framing.")
 INVALID_UTF8 = (1007, "Invalid UTF-8")
@@ -110,6 +116,16 @@ class SockJSWebSocketProtocol(FastFrameReceiver, HandshakeFromRequest, WebSocket
         registry.beginBatch()
         try:
             super().dataReceived(data)
+        finally:
+            registry.endBatch()
+
+    def openFromRequest(self, handshake: Any, early: bytes) -> None:
+        # The open is the handling of the read that carried the upgrade request, as
+        # above.
+        registry = self.factory.registry
+        registry.beginBatch()
+        try:
+            super().openFromRequest(handshake, early)
         finally:
             registry.endBatch()
 
@@ -312,7 +328,10 @@ class WebSocketGate(Resource):
         # The handshake is answered from this request as twisted.web parsed it.
         self._factory.pendingRequest = request
         try:
-            result = self._upgrade.render(request)
+            if upgradeFromRequest(self._factory, request):
+                result: Any = NOT_DONE_YET
+            else:
+                result = self._upgrade.render(request)
         finally:
             self._factory.pendingRequest = None
         # The connection is Autobahn's now: twisted.web must not time it out.
