@@ -218,6 +218,7 @@ class FastFrameReceiver:
             payload += reasonUtf8
         if (
             me.state != _OPEN
+            or not self.fastFrames
             or payload is None
             or len(payload) > 125
             or me.logFrames
@@ -396,7 +397,7 @@ class LeanProtocolFactory:
 
     def buildProtocol(self, addr: Any) -> Any:
         cls = self.leanProtocolClass()
-        protocol = cls.__new__(cls) if cls._leanState else cls()
+        protocol = cls.__new__(cls) if cls._leanState and cls.leanConnection else cls()
         protocol.factory = self
         return protocol
 
@@ -435,7 +436,7 @@ def upgradeFromRequest(factory: Any, request: IRequest) -> bool:
     if transport is None:
         return False  # HTTP/2: Autobahn's resource answers 426
     cls = factory.leanProtocolClass()
-    if not (cls._leanState and cls.handshakeFromRequest):
+    if not (cls._leanState and cls.leanConnection and cls.handshakeFromRequest):
         return False
     handshake = readHandshake(cls, factory, request)
     if handshake is None:
@@ -739,11 +740,14 @@ class HandshakeFromRequest:
       request replayed by C{WebSocketResource}), the handshake is still taken from it.
 
     :cvar handshakeFromRequest: Set to C{False} to have Autobahn parse every handshake.
+    :cvar leanConnection: Set to C{False} to have Autobahn build, open, drop and lose
+        every connection.
     :cvar keptHeaders: The (lower-case) request headers the connection keeps when the
         handshake is taken from the request; C{None}: all of them.
     """
 
     handshakeFromRequest = True
+    leanConnection = True
     keptHeaders: Optional[frozenset[str]] = None
     _leanState = False
     _openedQuietly = False
@@ -882,7 +886,7 @@ class HandshakeFromRequest:
 
     def dropConnection(self, abort: bool = False) -> None:
         me: Any = self
-        if not me.wasClean or me.state == _CLOSED:
+        if not (self.leanConnection and me.wasClean and me.state != _CLOSED):
             # Autobahn's logs a warning with the reason, or nothing to do.
             super().dropConnection(abort)  # type: ignore[misc]
             return
@@ -911,7 +915,8 @@ class HandshakeFromRequest:
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         me: Any = self
         if not (
-            isinstance(reason.value, (ConnectionDone, ConnectionLost))
+            self.leanConnection
+            and isinstance(reason.value, (ConnectionDone, ConnectionLost))
             and me.autoPingPendingCall is None
             and me.autoPingTimeoutCall is None
             and me.openHandshakeTimeoutCall is None

@@ -239,8 +239,13 @@ class SockJSWebSocketProtocol(FastFrameReceiver, HandshakeFromRequest, WebSocket
             # Autobahn's own handshake timers run on the global reactor; ours runs on the
             # endpoint's, so that a client that never answers the close is dropped.
             self._closeTimer = self.factory.clock.callLater(
-                CLOSE_HANDSHAKE_TIMEOUT, self.dropConnection, abort=True
+                CLOSE_HANDSHAKE_TIMEOUT, self._closeTimedOut
             )
+
+    def _closeTimedOut(self) -> None:
+        self._closeTimer = None
+        if self.state != self.STATE_CLOSED:
+            self.dropConnection(abort=True)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         timer = self._closeTimer
