@@ -493,18 +493,33 @@ _NO_QUEUE: Any = ()
 _KEY = re.compile(rb"[A-Za-z0-9+/]{22}==")
 
 
-def _single(headers: Any, name: bytes) -> Optional[bytes]:
+def _single(found: dict[str, Any], name: str) -> Optional[bytes]:
     """
     The value of header C{name} if it came exactly once, C{b""} if not at all, C{None} if
     more than once.
     """
-    values = headers.getRawHeaders(name)
-    if values is None:
+    values = found.get(name)
+    if not values:
         return b""
     if len(values) != 1:
         return None
     value: bytes = values[0]
     return value
+
+
+# The headers of a handshake, and the lower-case form of header names as twisted.web
+# keeps them (a bounded cache: names are few).
+_HANDSHAKE_HEADERS = frozenset(
+    [
+        "host",
+        "sec-websocket-key",
+        "origin",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+    ]
+)
+_lowerNames: dict[bytes, str] = {}
 
 
 class _Handshake:
@@ -554,19 +569,41 @@ def readHandshake(cls: Any, factory: Any, request: IRequest) -> Optional[_Handsh
         or factory.externalPort
     ):
         return None
-    raw = req.requestHeaders
-    host = _single(raw, b"host")
-    key = _single(raw, b"sec-websocket-key")
-    origin = _single(raw, b"origin")
-    extensions = _single(raw, b"sec-websocket-extensions")
+    # One pass over the headers as twisted.web parsed them: those of the handshake, and
+    # Autobahn's view of the request (lower-case names, repeated headers joined with
+    # ",", as WebSocketResource's replay joins them; only those in keptHeaders, when it
+    # is set), and the size of that replay.
+    kept = cls.keptHeaders
+    lowerNames = _lowerNames
+    found: dict[str, Any] = {}
+    headers = {}
+    size = len(req.method) + len(uri) + 14
+    for rawName, values in req.requestHeaders.getAllRawHeaders():
+        name = lowerNames.get(rawName)
+        if name is None:
+            name = rawName.decode("latin-1").lower()
+            if len(lowerNames) < 1000:
+                lowerNames[rawName] = name
+        if name in _HANDSHAKE_HEADERS:
+            found[name] = values
+        if kept is None or name in kept:
+            value = b",".join(values)
+            headers[name] = value.decode("latin-1")
+            size += len(rawName) + len(value) + 4
+        else:
+            size += len(rawName) + sum(map(len, values)) + len(values) + 3
+    host = _single(found, "host")
+    key = _single(found, "sec-websocket-key")
+    origin = _single(found, "origin")
+    extensions = _single(found, "sec-websocket-extensions")
     if (
         not host
         or key is None
         or _KEY.fullmatch(key.strip()) is None
-        or _single(raw, b"sec-websocket-version") != b"13"
+        or _single(found, "sec-websocket-version") != b"13"
         or origin is None
         or extensions is None
-        or raw.hasHeader(b"sec-websocket-protocol")
+        or "sec-websocket-protocol" in found
     ):
         return None
     hostText = host.decode("latin-1").strip()
@@ -588,20 +625,6 @@ def readHandshake(cls: Any, factory: Any, request: IRequest) -> Optional[_Handsh
                 cls.allowedOriginsPatterns,
             ):
                 return None
-    # Autobahn's view of the request, from twisted.web's parse: lower-case names,
-    # repeated headers joined with "," (as WebSocketResource's replay joins them);
-    # only those in keptHeaders, when it is set.  And the size of that replay.
-    kept = cls.keptHeaders
-    headers = {}
-    size = len(req.method) + len(uri) + 14
-    for rawName, values in raw.getAllRawHeaders():
-        name = rawName.decode("latin-1").lower()
-        if kept is None or name in kept:
-            value = b",".join(values)
-            headers[name] = value.decode("latin-1")
-            size += len(rawName) + len(value) + 4
-        else:
-            size += len(rawName) + sum(map(len, values)) + len(values) + 3
     answer = None
     if not extensions:
         head = factory.answerHead()
