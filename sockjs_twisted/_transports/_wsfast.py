@@ -565,6 +565,7 @@ def readHandshake(cls: Any, factory: Any, request: IRequest) -> Optional[_Handsh
         or req.method != b"GET"
         or b"#" in uri
         or cls.maxConnections > 0
+        or 13 not in cls.versions
         or cls.trustXForwardedFor
         or factory.externalPort
     ):
