@@ -14,6 +14,8 @@ from twisted.web.http import HTTPChannel, _ChunkedTransferDecoder
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from ._leanweb import SUPPORTED as _LEAN_SUPPORTED
+from ._leanweb import LeanRequest
 from ._resource import SockJSResource
 from .metrics import NULL_OBSERVER, NullObserver
 
@@ -347,6 +349,13 @@ class _BoundedRequest(Request):
             channel.refuse(code, phrase, body)
 
 
+class _LeanBoundedRequest(LeanRequest, _BoundedRequest):
+    """
+    A L{_BoundedRequest} with L{LeanRequest}'s response path: what L{SockJSSite} builds
+    when the installed twisted.web supports it.
+    """
+
+
 class SockJSSite(Site):
     """
     A Site for SockJS.  No traceback pages; no access log (one line per poll would drown
@@ -361,7 +370,7 @@ class SockJSSite(Site):
 
     displayTracebacks = False
     protocol = _SockJSChannel  # type: ignore[assignment]
-    requestFactory = _BoundedRequest
+    requestFactory = _LeanBoundedRequest if _LEAN_SUPPORTED else _BoundedRequest
     observer: NullObserver = NULL_OBSERVER
 
     def __init__(

@@ -19,6 +19,7 @@ from twisted.web.server import NOT_DONE_YET, Request
 from zope.interface import implementer
 
 from .._framing import messageFrame
+from .._leanweb import LeanRequest, setHeaders, whenFinished
 from .._options import SockJSOptions
 from .._registry import SessionRegistry
 from .._session import EXPOSED_HEADERS as _EXPOSED
@@ -101,6 +102,12 @@ def queryArguments(request: IRequest) -> dict[bytes, list[bytes]]:
     return parseQuery(request.uri.partition(b"?")[2])
 
 
+_VARY_ORIGIN = (b"Vary", b"Origin")
+_ANY_ORIGIN = ((b"Access-Control-Allow-Origin", b"*"), _VARY_ORIGIN)
+_NO_CACHE = ((b"Cache-Control", NO_CACHE),)
+_DUMMY_COOKIE = ((b"Set-Cookie", b"JSESSIONID=dummy; path=/"),)
+
+
 def setCORS(request: IRequest, options: SockJSOptions) -> None:
     """
     Add the CORS headers: the request's origin echoed with credentials allowed, or C{*}
@@ -109,28 +116,36 @@ def setCORS(request: IRequest, options: SockJSOptions) -> None:
     if options.disable_cors:
         return
     rawOrigin = request.getHeader(b"origin")
-    if not originAllowed(rawOrigin, options):
-        request.setHeader(b"Vary", b"Origin")
+    if rawOrigin is None:
+        headers = _ANY_ORIGIN
+    elif not originAllowed(rawOrigin, options):
+        setHeaders(request, (_VARY_ORIGIN,))
         return
-    origin = safeHeaderValue(rawOrigin)
-    # A literal "*" is no origin: echoed with credentials it would be a combination that
-    # browsers refuse and that means "anyone, with cookies".
-    if origin and origin != b"*":
-        request.setHeader(b"Access-Control-Allow-Origin", origin)
-        request.setHeader(b"Access-Control-Allow-Credentials", b"true")
     else:
-        request.setHeader(b"Access-Control-Allow-Origin", b"*")
-    request.setHeader(b"Vary", b"Origin")
-    headers = safeHeaderValue(request.getHeader(b"access-control-request-headers"))
-    if headers:
-        request.setHeader(b"Access-Control-Allow-Headers", headers)
+        origin = safeHeaderValue(rawOrigin)
+        # A literal "*" is no origin: echoed with credentials it would be a combination
+        # that browsers refuse and that means "anyone, with cookies".
+        if origin and origin != b"*":
+            headers = (
+                (b"Access-Control-Allow-Origin", origin),
+                (b"Access-Control-Allow-Credentials", b"true"),
+                _VARY_ORIGIN,
+            )
+        else:
+            headers = _ANY_ORIGIN
+    allowHeaders = request.getHeader(b"access-control-request-headers")
+    if allowHeaders is not None:
+        allowHeaders = safeHeaderValue(allowHeaders)
+        if allowHeaders:
+            headers += ((b"Access-Control-Allow-Headers", allowHeaders),)
+    setHeaders(request, headers)
 
 
 def setNoCache(request: IRequest) -> None:
     """
     Forbid caching: the answer is private and fresh.
     """
-    request.setHeader(b"Cache-Control", NO_CACHE)
+    setHeaders(request, _NO_CACHE)
 
 
 def setCacheForever(request: IRequest) -> None:
@@ -150,12 +165,16 @@ def setCookie(request: IRequest, options: SockJSOptions) -> None:
     if policy is False:
         return
     if policy is True:
-        value = request.getCookie(b"JSESSIONID") or b"dummy"
-        if safeHeaderValue(value) is None or b";" in value:
-            value = b"dummy"
-        request.setHeader(b"Set-Cookie", b"JSESSIONID=" + value + b"; path=/")
+        value = request.getCookie(b"JSESSIONID")
+        if not value or safeHeaderValue(value) is None or b";" in value:
+            setHeaders(request, _DUMMY_COOKIE)
+        else:
+            setHeaders(request, ((b"Set-Cookie", b"JSESSIONID=" + value + b"; path=/"),))
     else:
         policy(request)
+
+
+_TEXT_PLAIN = ((b"Content-Type", TEXT_PLAIN),)
 
 
 def text(request: IRequest, code: int, body: str) -> bytes:
@@ -163,7 +182,7 @@ def text(request: IRequest, code: int, body: str) -> bytes:
     Answer with C{code} and a short plain-text body.
     """
     request.setResponseCode(code)
-    request.setHeader(b"Content-Type", TEXT_PLAIN)
+    setHeaders(request, _TEXT_PLAIN)
     return body.encode("utf-8")
 
 
@@ -280,7 +299,7 @@ class ResponseSink:
         self._done = False
         self._sent = 0
         self._limit = limit
-        self._request.notifyFinish().addBoth(self._requestDone)
+        whenFinished(request, self._requestDone)
         if self.streaming:
             self._request.registerProducer(self, True)
 
@@ -304,12 +323,23 @@ class ResponseSink:
         if self._done:
             return
         data = self.wrap(frame)
-        self._request.write(data)
+        request = self._request
         if self.streaming:
             self._sent += len(data)
             if self._sent < self._limit:
+                request.write(data)
                 return
-        self._end()
+            request.unregisterProducer()
+        # The last frame of this response: it and the response's end in one write.
+        self._done = True
+        if isinstance(request, LeanRequest):
+            request.writeLast(data)
+        else:
+            request.write(data)
+            request.finish()
+        session = self._session
+        if session is not None:
+            session.detach(self, aborted=False)
 
     def writeMessages(self, quoted: list[str]) -> None:
         self.writeFrame(messageFrame(quoted))

@@ -11,9 +11,11 @@ from twisted.web.iweb import IRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
 from .._framing import BrokenFraming, decodeHTTPPayload
+from .._leanweb import setHeaders
 from .._session import OPEN
 from ._http import (
     APPLICATION_JAVASCRIPT,
+    NO_CACHE,
     TEXT_PLAIN,
     ResponseSink,
     TransportResource,
@@ -24,6 +26,8 @@ from ._http import (
 )
 
 _PRELUDE = b"h" * 2048 + b"\n"
+_RECEIVING = ((b"Content-Type", APPLICATION_JAVASCRIPT), (b"Cache-Control", NO_CACHE))
+_NO_CONTENT = ((b"Content-Type", TEXT_PLAIN),)
 
 
 class XHRPollingSink(ResponseSink):
@@ -49,8 +53,7 @@ class _XHRReceiver(TransportResource):
     sinkType: type[ResponseSink] = XHRPollingSink
 
     def receive_(self, request: IRequest, sessionId: str) -> object:
-        request.setHeader(b"Content-Type", APPLICATION_JAVASCRIPT)
-        setNoCache(request)
+        setHeaders(request, _RECEIVING)
         setCORS(request, self.options)
         sink = self.sinkType(request, self.options.response_limit)
         sink.start()
@@ -140,5 +143,5 @@ class XHRSend(TransportResource):
 
 def _noContent(request: IRequest) -> bytes:
     request.setResponseCode(204)
-    request.setHeader(b"Content-Type", TEXT_PLAIN)
+    setHeaders(request, _NO_CONTENT)
     return b""
