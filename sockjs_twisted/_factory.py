@@ -349,7 +349,7 @@ class _BoundedRequest(Request):
             channel.refuse(code, phrase, body)
 
 
-class _LeanBoundedRequest(LeanRequest, _BoundedRequest):
+class _LeanBoundedRequest(_BoundedRequest, LeanRequest):
     """
     A L{_BoundedRequest} with L{LeanRequest}'s response path: what L{SockJSSite} builds
     when the installed twisted.web supports it.

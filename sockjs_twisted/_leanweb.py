@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 from twisted.python.failure import Failure
 from twisted.web import resource, server
 from twisted.web.error import UnsupportedMethod
-from twisted.web.http import NO_BODY_CODES, HTTPChannel, datetimeToString, unquote
+from twisted.web.http import NO_BODY_CODES, HTTPChannel, datetimeToString, parse_qs, unquote
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 
@@ -89,6 +89,16 @@ KNOWN_NAMES: frozenset[bytes] = frozenset(
 )
 
 
+# Request headers this package reads, by the names it asks for them, to the names
+# twisted.web's Headers stores them under.
+_REQUEST_NAMES: dict[bytes, bytes] = {
+    b"origin": b"Origin",
+    b"access-control-request-headers": b"Access-Control-Request-Headers",
+    b"content-type": b"Content-Type",
+    b"if-none-match": b"If-None-Match",
+}
+
+
 class _DateCache:
     """
     The C{Date} header value of the current second.
@@ -109,6 +119,8 @@ class _DateCache:
 
 
 _dates = _DateCache()
+_getResourceFor = server.Site.getResourceFor
+_getChildWithDefault = resource.Resource.getChildWithDefault
 
 
 class _FinishHook:
@@ -188,27 +200,50 @@ class LeanRequest(server.Request):
     C{responseHeaders} is an ordinary C{Headers}; what users see is unchanged.
     """
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        if self._parsePOSTFormSubmission:
+            super().requestReceived(command, path, version)
+            return
+        # twisted.web's, without what it does only to parse a form body.
+        self.content.seek(0, 0)  # type: ignore[attr-defined]
+        self.args = {}  # type: ignore[assignment]
+        self.method, self.uri = command, path
+        self.clientproto = version
+        if b"?" in path:
+            self.path, argstring = path.split(b"?", 1)
+            self.args = parse_qs(argstring, 1)
+        else:
+            self.path = path
+        self.process()
+
     def process(self) -> None:
-        channel = self.channel
+        channel: Any = self.channel
         self.site = site = channel.site
         raw = self.responseHeaders._rawHeaders
         raw[b"Server"] = [_SERVER]
         raw[b"Date"] = [_dates.at(site.reactor.seconds())]
-        self.prepath = []
+        self.prepath = prepath = []
+        self.sitepath: list[bytes]
         path = self.path
-        self.postpath = postpath = list(map(unquote, path[1:].split(b"/")))
+        if b"%" in path:
+            self.postpath = postpath = list(map(unquote, path[1:].split(b"/")))
+        else:
+            self.postpath = postpath = path[1:].split(b"/")
         if path == b"*":
             self._handleStar()
             return
         try:
-            if type(site).getResourceFor is server.Site.getResourceFor:
+            if type(site).getResourceFor is _getResourceFor:
                 self.sitepath = []
                 resrc = site.resource
-                prepath = self.prepath
                 while postpath and not resrc.isLeaf:
                     element = postpath.pop(0)
                     prepath.append(element)
-                    resrc = resrc.getChildWithDefault(element, self)
+                    if type(resrc).getChildWithDefault is _getChildWithDefault:
+                        child = resrc.children.get(element)
+                        resrc = resrc.getChild(element, self) if child is None else child
+                    else:
+                        resrc = resrc.getChildWithDefault(element, self)
             else:
                 resrc = site.getResourceFor(self)
             if resource._IEncodingResource.providedBy(resrc):
@@ -218,6 +253,13 @@ class LeanRequest(server.Request):
             self.render(resrc)
         except BaseException:
             self.processingFailed(Failure())
+
+    def getHeader(self, key: Any) -> Any:
+        name = _REQUEST_NAMES.get(key)
+        if name is None:
+            return super().getHeader(key)
+        values = self.requestHeaders._rawHeaders.get(name)
+        return values[-1] if values else None
 
     def render(self, resrc: Any) -> None:
         try:
@@ -385,7 +427,7 @@ def whenFinished(request: IRequest, hook: Callable[[Optional[Failure]], object])
     if isinstance(request, LeanRequest):
         request.whenFinished(hook)
     else:
-        request.notifyFinish().addBoth(hook)
+        request.notifyFinish().addBoth(hook)  # type: ignore[attr-defined]
 
 
 def setHeaders(request: IRequest, headers: tuple[tuple[bytes, bytes], ...]) -> None:

@@ -17,6 +17,7 @@ from twisted.internet.interfaces import IProtocolFactory, IReactorCore, IReactor
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
+from zope.interface import implementer
 
 from ._options import SockJSOptions
 from ._registry import SessionRegistry
@@ -42,11 +43,13 @@ class _NotFound(Resource):
         return notFound(request)
 
 
-class _SessionURL(Resource):
+@implementer(IResource)
+class _SessionURL:
     """
-    A transport bound to the session id of one request.
+    A transport bound to the session id of one request: a leaf resource.
     """
 
+    __slots__ = ("_transport", "_sessionId")
     isLeaf = True
 
     def __init__(self, transport: Any, sessionId: str) -> None:
@@ -56,14 +59,11 @@ class _SessionURL(Resource):
     def render(self, request: IRequest) -> Any:
         return self._transport.renderSession(request, self._sessionId)
 
+    def getChildWithDefault(self, name: bytes, request: IRequest) -> IResource:
+        raise NotImplementedError("a leaf")
 
-def _validId(segment: bytes) -> Optional[str]:
-    if not segment or b"." in segment or len(segment) > MAX_ID_LENGTH:
-        return None
-    try:
-        return segment.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    def putChild(self, path: bytes, child: IResource) -> None:
+        raise NotImplementedError("a leaf")
 
 
 def _rawSegments(request: IRequest, routed: int) -> Optional[list[bytes]]:
@@ -184,29 +184,43 @@ class SockJSResource(Resource):
         # Route on the raw segments, as sockjs-node does: twisted.web has percent-decoded
         # them, and a proxy with path rules in front sees them raw.  The prefix above this
         # resource was matched decoded, so it must have been sent as it is.
-        segments = _rawSegments(request, len(request.prepath) - 1)  # type: ignore[attr-defined]
-        if segments is None:
+        prepath = request.prepath  # type: ignore[attr-defined]
+        routed = len(prepath) - 1
+        raw = request.path.split(b"/")[1:]  # type: ignore[attr-defined]
+        if raw[:routed] != prepath[:routed]:
             return self._notFound
-        path, rest = segments[0], segments[1:]
-        if not rest:
-            if path == b"":
-                return self._greeting
-            if path == b"info":
-                return self._info
-            if path == b"websocket":
-                return self._rawWebSocket
-            if _IFRAME.fullmatch(path):
-                return self._iframe
+        segments = raw[routed:]
+        if len(segments) == 3:
+            server, session, name = segments
+            transport = self._transports.get(name)
+            if (
+                transport is None
+                or not server
+                or not session
+                or b"." in server
+                or b"." in session
+                or len(server) > MAX_ID_LENGTH
+                or len(session) > MAX_ID_LENGTH
+            ):
+                return self._notFound
+            try:
+                server.decode("utf-8")
+                sessionId = session.decode("utf-8")
+            except UnicodeDecodeError:
+                return self._notFound
+            return _SessionURL(transport, sessionId)
+        if len(segments) != 1:
             return self._notFound
-        if len(rest) != 2:
-            return self._notFound
-        transport = self._transports.get(rest[1])
-        if transport is None or _validId(path) is None:
-            return self._notFound
-        sessionId = _validId(rest[0])
-        if sessionId is None:
-            return self._notFound
-        return _SessionURL(transport, sessionId)
+        path = segments[0]
+        if path == b"":
+            return self._greeting
+        if path == b"info":
+            return self._info
+        if path == b"websocket":
+            return self._rawWebSocket
+        if _IFRAME.fullmatch(path):
+            return self._iframe
+        return self._notFound
 
     # -- lifecycle ---------------------------------------------------------------------
 

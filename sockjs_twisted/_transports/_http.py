@@ -116,6 +116,7 @@ def setCORS(request: IRequest, options: SockJSOptions) -> None:
     if options.disable_cors:
         return
     rawOrigin = request.getHeader(b"origin")
+    headers: tuple[tuple[bytes, bytes], ...]
     if rawOrigin is None:
         headers = _ANY_ORIGIN
     elif not originAllowed(rawOrigin, options):
