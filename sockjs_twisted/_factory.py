@@ -370,7 +370,7 @@ class SockJSSite(Site):
 
     displayTracebacks = False
     protocol = _SockJSChannel  # type: ignore[assignment]
-    requestFactory = _LeanBoundedRequest if _LEAN_SUPPORTED else _BoundedRequest
+    requestFactory: type[Request] = _LeanBoundedRequest if _LEAN_SUPPORTED else _BoundedRequest
     observer: NullObserver = NULL_OBSERVER
 
     def __init__(

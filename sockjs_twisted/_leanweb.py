@@ -22,13 +22,22 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from twisted.python.failure import Failure
-from twisted.web import resource, server
+from twisted.web import http, resource, server
 from twisted.web.error import UnsupportedMethod
-from twisted.web.http import NO_BODY_CODES, HTTPChannel, datetimeToString, parse_qs, unquote
+from twisted.web.http import (
+    NO_BODY_CODES,
+    HTTPChannel,
+    datetimeToString,
+    parse_qs,
+    unquote,
+)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 
 __all__ = ["SUPPORTED", "LeanRequest", "setHeaders", "whenFinished"]
+
+
+_QUEUED_SENTINEL: object = getattr(http, "_QUEUED_SENTINEL", None)
 
 
 def _supported() -> bool:
@@ -56,6 +65,8 @@ def _supported() -> bool:
         (HTTPChannel, "requestDone"),
     ]
     if not all(hasattr(owner, name) for owner, name in needed):
+        return False
+    if _QUEUED_SENTINEL is None:
         return False
     return isinstance(server.version, bytes)
 
@@ -199,6 +210,40 @@ class LeanRequest(server.Request):
     twisted.web's request, with less work per response (see the module docstring).  Its
     C{responseHeaders} is an ordinary C{Headers}; what users see is unchanged.
     """
+
+    # Identity, as twisted.web's, without a Python call for each comparison (the channel
+    # compares a finished request with the first of its queue).
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
+    __hash__ = object.__hash__
+
+    def __init__(
+        self,
+        channel: Any,
+        queued: object = _QUEUED_SENTINEL,
+        parsePOSTFormSubmission: Optional[bool] = None,
+    ) -> None:
+        # twisted.web's Request.__init__ (server's, http's and Componentized's), in one.
+        self.notifications = []
+        self.channel = channel
+        self.client = channel.getPeer()
+        self.host = channel.getHost()
+        self.requestHeaders = Headers()
+        self.received_cookies = {}
+        self.responseHeaders = Headers()
+        self.cookies = []
+        self.transport = channel.transport
+        self.queued = False if queued is _QUEUED_SENTINEL else queued
+        self._parsePOSTFormSubmission = (
+            channel.site._parsePOSTFormSubmission
+            if parsePOSTFormSubmission is None
+            else parsePOSTFormSubmission
+        )
+        self._adapterCache = {}
+
+    def parseCookies(self) -> None:
+        if b"Cookie" in self.requestHeaders._rawHeaders:
+            super().parseCookies()
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         if self._parsePOSTFormSubmission:
@@ -354,7 +399,7 @@ class LeanRequest(server.Request):
             and not self._inFakeHead
             and not self.finished
             and not self._disconnected
-            and _leanChannel(type(self.channel))
+            and (_leanChannels.get(type(self.channel)) or _leanChannel(type(self.channel)))
         )
 
     def _head(self) -> bytes:
