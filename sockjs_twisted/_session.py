@@ -313,6 +313,7 @@ class Session:
         "_tail",
         "_sink",
         "_timer",
+        "_expireAt",
         "_close",
         "_closeFrame",
         "_dirty",
@@ -365,6 +366,9 @@ class Session:
         self._tail = b""
         self._sink: Optional[ISessionSink] = None
         self._timer: Optional[IDelayedCall] = None
+        # When _timer is the disconnect timer: the instant the session expires (the
+        # timer may fire earlier and move itself there).
+        self._expireAt: Optional[float] = None
         self._close: Optional[tuple[int, str]] = None
         self._closeFrame = ""
         self._dirty = False
@@ -691,7 +695,8 @@ class Session:
         if self.readyState <= OPEN:
             self._info = info
             self.transportName = sink.protocolName
-        self._cancelTimer()
+        # The disconnect timer is left scheduled: a poll that is answered at once
+        # detaches before this returns, and only moves its deadline.
         self._factory.observer.attached(self)
         self._sink = sink
         sink.bindSession(self)
@@ -701,8 +706,10 @@ class Session:
             self._connectProtocol()
         else:
             self._pump()
-        if self._sink is sink and self.readyState == OPEN:
-            self._startHeartbeat()
+        if self._sink is sink:
+            self._cancelTimer()
+            if self.readyState == OPEN:
+                self._startHeartbeat()
 
     def detach(self, sink: ISessionSink, aborted: bool) -> None:
         """
@@ -712,7 +719,13 @@ class Session:
         if sink is not self._sink:
             return
         self._sink = None
-        self._cancelTimer()
+        if self._expireAt is None:
+            self._cancelTimer()
+        else:
+            # The disconnect timer that attach left scheduled: it expires the session
+            # when a new one would, moving itself there when it fires.
+            factory = self._factory
+            self._expireAt = factory.clock.seconds() + factory.disconnectDelay
         if not self._registered:
             self._end(
                 Failure(
@@ -723,7 +736,8 @@ class Session:
             self._end(Failure(ConnectionLost("receiving connection interrupted")), INTERRUPTED)
         else:
             self._factory.observer.detached(self)
-            self._startDisconnect()
+            if self._timer is None:
+                self._startDisconnect()
 
     def fail(self, close: tuple[int, str], why: Union[str, Failure]) -> None:
         """
@@ -905,10 +919,21 @@ class Session:
             self._startHeartbeat()
 
     def _startDisconnect(self) -> None:
-        self._timer = self._factory.clock.callLater(self._factory.disconnectDelay, self._expire)
+        timer = self._timer = self._factory.clock.callLater(
+            self._factory.disconnectDelay, self._expire
+        )
+        self._expireAt = timer.getTime()
 
     def _expire(self) -> None:
         self._timer = None
+        expireAt = self._expireAt
+        clock = self._factory.clock
+        if expireAt is not None:
+            left = expireAt - clock.seconds()
+            if left > 1e-6:  # not a rounding error of the clock's arithmetic
+                self._timer = clock.callLater(left, self._expire)
+                return
+        self._expireAt = None
         self._reap()
         self._end(Failure(ConnectionLost("SockJS session timed out")))
 
@@ -921,6 +946,7 @@ class Session:
         self._factory.discard(self)
 
     def _cancelTimer(self) -> None:
+        self._expireAt = None
         timer = self._timer
         if timer is not None:
             self._timer = None

@@ -335,6 +335,43 @@ class TimerTests(SessionTestCase):
         self.assertEqual(session.readyState, CLOSED)
         self.assertNoTimers()
 
+    def test_pollsAnsweredAtOnceMoveTheDeadline(self) -> None:
+        """A poll answered at once restarts disconnect_delay from its end, one timer in all."""
+        session, first = self.open(sink=RecordingSink(polling=True))
+        for _ in range(3):
+            self.clock.advance(3)
+            session.transport.write(b"x")
+            self.clock.advance(0)
+            poll = RecordingSink(polling=True)
+            session.attach(poll, info())
+            self.assertEqual(poll.frames, ['a["x"]'])
+            self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        # The last poll ended at 9: the session lives until 14.
+        self.clock.advance(4.9)
+        self.assertIs(self.factory.getSession("s"), session)
+        self.clock.advance(0.1)
+        self.assertIsNone(self.factory.getSession("s"))
+        self.assertNoTimers()
+
+    def test_abortedPollAfterAnsweredOne(self) -> None:
+        """A poll cut off after one answered at once gets its own disconnect_delay."""
+        session, first = self.open(sink=RecordingSink(polling=True))
+        self.clock.advance(3)
+        session.transport.write(b"x")
+        self.clock.advance(0)
+        session.attach(RecordingSink(polling=True), info())
+        self.clock.advance(3)
+        waiting = RecordingSink(polling=True)
+        session.attach(waiting, info())
+        waiting.end(aborted=True)
+        self.assertEqual(session.readyState, CLOSED)
+        # The close frame is served for disconnect_delay after the cut, until 11.
+        self.clock.advance(4.9)
+        self.assertIs(self.factory.getSession("s"), session)
+        self.clock.advance(0.1)
+        self.assertIsNone(self.factory.getSession("s"))
+        self.assertNoTimers()
+
     def test_receiverKeepsAlive(self) -> None:
         """A session with a receiver attached does not time out."""
         session, sink = self.open()
