@@ -19,6 +19,7 @@ C{setHeader}.
 
 from __future__ import annotations
 
+from io import BytesIO
 from typing import Any, Callable, Optional
 
 from twisted.python.failure import Failure
@@ -240,6 +241,17 @@ class LeanRequest(server.Request):
             else parsePOSTFormSubmission
         )
         self._adapterCache = {}
+
+    def gotLength(self, length: Optional[int]) -> None:
+        # twisted.web's, without the AttributeError it raises and catches for a site
+        # without getContentFile.
+        getContentFile = getattr(getattr(self.channel, "site", None), "getContentFile", None)
+        if getContentFile is not None:
+            self.content = getContentFile(length)
+        elif length is not None and length < 100000:
+            self.content = BytesIO()  # type: ignore[assignment]
+        else:
+            http.Request.gotLength(self, length)
 
     def parseCookies(self) -> None:
         if b"Cookie" in self.requestHeaders._rawHeaders:

@@ -221,8 +221,10 @@ def connectionInfo(request: IRequest) -> ConnectionInfo:
     headers: dict[str, str] = {}
     # One pass over the few headers the request has, not a look-up per exposed name.
     for rawName, values in request.requestHeaders.getAllRawHeaders():
-        name = rawName.decode("latin-1").lower()
-        if name in _EXPOSED and values:
+        name = _exposedNames.get(rawName, "")
+        if name == "":
+            name = _exposedName(rawName)
+        if name is not None and values:
             headers[name] = values[-1].decode("latin-1")
     return ConnectionInfo(
         peer=request.getClientAddress(),
@@ -230,6 +232,20 @@ def connectionInfo(request: IRequest) -> ConnectionInfo:
         headers=headers,
         url=request.uri.decode("latin-1"),
     )
+
+
+# Request header names as they arrive to the exposed name (lower case), or None.
+_exposedNames: dict[bytes, Optional[str]] = {}
+
+
+def _exposedName(rawName: bytes) -> Optional[str]:
+    name = rawName.decode("latin-1").lower()
+    exposed = name if name in _EXPOSED else None
+    if len(_exposedNames) >= 1000:
+        # Names are the client's to choose: the cache stays small.
+        _exposedNames.clear()
+    _exposedNames[rawName] = exposed
+    return exposed
 
 
 class TransportResource(Resource):
