@@ -396,3 +396,37 @@ class StockRequestTests(SynchronousTestCase):
         out = server.connections[0][1].value()
         self.assertTrue(out.startswith(b"HTTP/1.1 200 OK\r\n"), out)
         self.assertTrue(out.endswith(b"2\r\no\n\r\n0\r\n\r\n"), out)
+
+
+class ConnectionInfoTests(SynchronousTestCase):
+    """
+    The headers a session exposes are found by the names requests carry them under.
+    """
+
+    def test_exposedHeaders(self) -> None:
+        """Exposed headers are kept under lower-case names whatever their spelling; others not."""
+        for lean in (True, False):
+            server = Server(lean, {})
+            server.send(
+                b"POST /echo/000/s/xhr HTTP/1.1\r\nHost: a\r\nUser-Agent: u\r\n"
+                b"x-real-ip: 1.2.3.4\r\nDNT: 1\r\nCookie: c=1\r\nX-Other: o\r\n"
+                b"Content-Length: 0\r\n\r\n",
+                0,
+            )
+            session = server.site.sockjsResource.sessions.getSession("s")
+            assert session is not None
+            self.assertEqual(
+                session.transport.headers,
+                {"host": "a", "user-agent": "u", "x-real-ip": "1.2.3.4", "dnt": "1"},
+            )
+
+    def test_namesCacheBounded(self) -> None:
+        """However many header names clients invent, at most 1000 are remembered."""
+        from sockjs_twisted._transports import _http
+
+        self.patch(_http, "_exposedNames", {})
+        for i in range(2500):
+            self.assertIsNone(_http._exposedName(b"X-Made-Up-%d" % (i,)))
+        self.assertLessEqual(len(_http._exposedNames), 1000)
+        self.assertEqual(_http._exposedName(b"X-FORWARDED-FOR"), "x-forwarded-for")
+        self.assertEqual(_http._exposedNames[b"X-FORWARDED-FOR"], "x-forwarded-for")
