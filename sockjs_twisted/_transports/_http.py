@@ -108,19 +108,25 @@ _NO_CACHE = ((b"Cache-Control", NO_CACHE),)
 _DUMMY_COOKIE = ((b"Set-Cookie", b"JSESSIONID=dummy; path=/"),)
 
 
-def setCORS(request: IRequest, options: SockJSOptions) -> None:
+def setCORS(
+    request: IRequest, options: SockJSOptions, before: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
     """
     Add the CORS headers: the request's origin echoed with credentials allowed, or C{*}
     without credentials when there is no usable origin (none, junk, or a literal C{*}).
+
+    :param before: Headers to set first, in the same call (see L{setHeaders}).
     """
     if options.disable_cors:
+        if before:
+            setHeaders(request, before)
         return
     rawOrigin = request.getHeader(b"origin")
     headers: tuple[tuple[bytes, bytes], ...]
     if rawOrigin is None:
         headers = _ANY_ORIGIN
     elif not originAllowed(rawOrigin, options):
-        setHeaders(request, (_VARY_ORIGIN,))
+        setHeaders(request, before + (_VARY_ORIGIN,))
         return
     else:
         origin = safeHeaderValue(rawOrigin)
@@ -139,7 +145,7 @@ def setCORS(request: IRequest, options: SockJSOptions) -> None:
         allowHeaders = safeHeaderValue(allowHeaders)
         if allowHeaders:
             headers += ((b"Access-Control-Allow-Headers", allowHeaders),)
-    setHeaders(request, headers)
+    setHeaders(request, before + headers if before else headers)
 
 
 def setNoCache(request: IRequest) -> None:
@@ -270,12 +276,15 @@ class TransportResource(Resource):
         handler = self.methods.get(request.method)
         if handler is None:
             return notAllowed(request, self.allowed)
-        if not originAllowed(request.getHeader(b"origin"), self.options):
+        options = self.options
+        if options.allowed_origins is not None and not originAllowed(
+            request.getHeader(b"origin"), options
+        ):
             # A page of another origin may not even send: no side effects for it.
             request.setHeader(b"Vary", b"Origin")
             self.registry.observer.refused("origin")
             return text(request, 403, "Origin not allowed.")
-        setCookie(request, self.options)
+        setCookie(request, options)
         return getattr(self, handler)(request, sessionId)
 
     def options_(self, request: IRequest, sessionId: str) -> bytes:

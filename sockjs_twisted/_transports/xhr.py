@@ -21,13 +21,13 @@ from ._http import (
     TransportResource,
     notFound,
     setCORS,
-    setNoCache,
     text,
 )
 
 _PRELUDE = b"h" * 2048 + b"\n"
 _RECEIVING = ((b"Content-Type", APPLICATION_JAVASCRIPT), (b"Cache-Control", NO_CACHE))
 _NO_CONTENT = ((b"Content-Type", TEXT_PLAIN),)
+_NO_CACHE = ((b"Cache-Control", NO_CACHE),)
 
 
 class XHRPollingSink(ResponseSink):
@@ -53,8 +53,7 @@ class _XHRReceiver(TransportResource):
     sinkType: type[ResponseSink] = XHRPollingSink
 
     def receive_(self, request: IRequest, sessionId: str) -> object:
-        setHeaders(request, _RECEIVING)
-        setCORS(request, self.options)
+        setCORS(request, self.options, _RECEIVING)
         sink = self.sinkType(request, self.options.response_limit)
         sink.start()
         return self.receive(request, sessionId, sink)
@@ -135,8 +134,7 @@ class XHRSend(TransportResource):
     allowed = b"OPTIONS, POST"
 
     def send_(self, request: IRequest, sessionId: str) -> object:
-        setNoCache(request)
-        setCORS(request, self.options)
+        setCORS(request, self.options, _NO_CACHE)
         payload = request.content.read()
         return receiveMessages(self, request, sessionId, payload, _noContent)
 
