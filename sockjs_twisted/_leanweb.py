@@ -227,20 +227,13 @@ class LeanRequest(server.Request):
         # twisted.web's Request.__init__ (server's, http's and Componentized's), in one.
         self.notifications = []
         self.channel = channel
-        # A connection's addresses do not change: asked once per connection (on TCP,
-        # getHost is a system call and each answer a new address object).
-        transport = channel.transport
-        addresses = getattr(channel, "_leanAddresses", None)
-        if addresses is None or addresses[0] is not transport:
-            addresses = (transport, channel.getPeer(), channel.getHost())
-            channel._leanAddresses = addresses
-        self.client = addresses[1]
-        self.host = addresses[2]
+        self.client = channel.getPeer()
+        self.host = channel.getHost()
         self.requestHeaders = Headers()
         self.received_cookies = {}
         self.responseHeaders = Headers()
         self.cookies = []
-        self.transport = transport
+        self.transport = channel.transport
         self.queued = False if queued is _QUEUED_SENTINEL else queued
         self._parsePOSTFormSubmission = (
             channel.site._parsePOSTFormSubmission

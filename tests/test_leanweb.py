@@ -430,26 +430,3 @@ class ConnectionInfoTests(SynchronousTestCase):
         self.assertLessEqual(len(_http._exposedNames), 1000)
         self.assertEqual(_http._exposedName(b"X-FORWARDED-FOR"), "x-forwarded-for")
         self.assertEqual(_http._exposedNames[b"X-FORWARDED-FOR"], "x-forwarded-for")
-
-
-class AddressTests(SynchronousTestCase):
-    """
-    A connection's addresses are asked for once.
-    """
-
-    def test_oncePerConnection(self) -> None:
-        """Requests of one connection share its addresses; another transport is asked anew."""
-        server = Server(True, {})
-        asked: list[str] = []
-        info = b"GET /echo/info HTTP/1.1\r\nHost: a\r\n\r\n"
-        server.send(info, 0)
-        protocol, transport = server.connections[0]
-        self.patch(transport, "getPeer", lambda: asked.append("peer") or "peer")
-        self.patch(transport, "getHost", lambda: asked.append("host") or "host")
-        server.send(info, 0)
-        server.send(info, 0)
-        self.assertEqual(asked, [])
-        other = StringTransport(peerAddress="other peer", hostAddress="other host")  # type: ignore[arg-type]
-        protocol.transport = other
-        request = LeanRequest(protocol)
-        self.assertEqual((request.client, request.host), ("other peer", "other host"))
