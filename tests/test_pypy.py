@@ -19,6 +19,7 @@ MODULES = [
     "tests.test_session",
     "tests.test_protocol",
     "tests.test_hostile",
+    "tests.test_leanweb",
     "tests.test_options",
     # Not test_tap's process tests: they run .venv's (CPython) twistd and pip.
     "tests.test_tap.OptionsTests",
