@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime, ITransport
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _ChunkedTransferDecoder
@@ -17,6 +17,7 @@ from twisted.web.server import Request, Site
 from ._leanweb import SUPPORTED as _LEAN_SUPPORTED
 from ._leanweb import LeanRequest
 from ._resource import SockJSResource
+from ._writethrough import ReadBatch, adopt
 from .metrics import NULL_OBSERVER, NullObserver
 
 __all__ = ["SockJSFactory", "SockJSSite", "mount"]
@@ -271,6 +272,10 @@ class _SockJSChannel(HTTPChannel):
         if not self.refused:
             super().loseConnection()
 
+    def makeConnection(self, transport: ITransport) -> None:
+        adopt(transport, self.site.readBatch)  # write-through: see SockJSSite
+        super().makeConnection(transport)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
         self._cancelLinger()
@@ -364,8 +369,18 @@ class SockJSSite(Site):
     C{request_timeout} seconds gets 408 (header and body trickling), and an idle
     connection is closed after C{idle_timeout} seconds.
 
+    Writes go through (C{write_through}, on by default): on the plain TCP connections
+    the site accepts, what is written while one of its connections is read leaves in one
+    C{send} per connection at the end of that read, any other write is sent at once,
+    and only what the kernel does not take waits in Twisted's buffer for the reactor
+    (see L{sockjs_twisted._writethrough}).  Twisted's transport, left as it is, sends
+    nothing in C{write}: it waits for the reactor's next iteration, at the cost of two
+    more system calls per answer.  TLS and other wrapped connections are not changed.
+
     :ivar maxBodySize: The C{max_body_size} given.
     :ivar requestTimeout: The C{request_timeout} given.
+    :ivar readBatch: The reads and writes of this site's write-through connections, or
+        C{None} if C{write_through} is off.
     """
 
     displayTracebacks = False
@@ -381,6 +396,7 @@ class SockJSSite(Site):
         max_body_size: int = 1024 * 1024,
         request_timeout: float = 30,
         idle_timeout: float = 60,
+        write_through: bool = True,
     ) -> None:
         """
         :param resource: The root resource.
@@ -388,6 +404,8 @@ class SockJSSite(Site):
         :param max_body_size: Largest request body accepted, in bytes.
         :param request_timeout: Seconds a client has to send a whole request.
         :param idle_timeout: Seconds an idle keep-alive connection is kept.
+        :param write_through: Send in C{write} on plain TCP connections (see above);
+            C{False} leaves Twisted's transports as they are.
         """
         if reactor is None:
             from twisted.internet import reactor as globalReactor
@@ -398,6 +416,7 @@ class SockJSSite(Site):
         )
         self.maxBodySize = max_body_size
         self.requestTimeout = request_timeout
+        self.readBatch: Optional[ReadBatch] = ReadBatch() if write_through else None
 
     def log(self, request: Any) -> None:
         pass
@@ -435,6 +454,7 @@ class SockJSFactory(SockJSSite):
         *,
         request_timeout: float = 30,
         idle_timeout: float = 60,
+        write_through: bool = True,
         **options: Any,
     ) -> None:
         """
@@ -443,6 +463,7 @@ class SockJSFactory(SockJSSite):
         :param reactor: The reactor; the global one by default.
         :param request_timeout: See L{SockJSSite}.
         :param idle_timeout: See L{SockJSSite}.
+        :param write_through: See L{SockJSSite}.
         :param options: See L{SockJSOptions}; C{max_body_size} also bounds request bodies
             for the whole site.
         """
@@ -462,6 +483,7 @@ class SockJSFactory(SockJSSite):
             max_body_size=self.sockjsResource.options.max_body_size,
             request_timeout=request_timeout,
             idle_timeout=idle_timeout,
+            write_through=write_through,
         )
 
     def startFactory(self) -> None:

@@ -191,6 +191,12 @@ class Options(usage.Options):
             "--port) and exit.",
         ],
         ["supervised", None, "(Used by --workers.) Exit when standard input closes."],
+        [
+            "no-write-through",
+            None,
+            "Leave Twisted's TCP transports as they are: writes wait for the reactor's next "
+            "iteration instead of being sent at once (see the deployment docs).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -528,7 +534,12 @@ def makeService(config: Options, reactor: Optional[Any] = None) -> IService:
         named = [(n, c) for n, c in root.children.items() if isinstance(c, SockJSResource)]
         endpoints = [child for _, child in named]
         paths = [(n.decode(), "/" + n.decode()) for n, _ in named]
-    site = SockJSSite(root, reactor=reactor, max_body_size=options["max_body_size"])
+    site = SockJSSite(
+        root,
+        reactor=reactor,
+        max_body_size=options["max_body_size"],
+        write_through=not config["no-write-through"],
+    )
     service = _SockJSService(endpoints)
     for child in scaleOut:
         child.setServiceParent(service)

@@ -26,6 +26,7 @@ MODULES = [
     "tests.test_tap.ServiceTests",
     "tests.test_integration",
     "tests.test_hub",
+    "tests.test_writethrough",
 ]
 
 
