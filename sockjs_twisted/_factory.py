@@ -17,7 +17,7 @@ from twisted.web.server import Request, Site
 from ._leanweb import SUPPORTED as _LEAN_SUPPORTED
 from ._leanweb import LeanRequest
 from ._resource import SockJSResource
-from ._writethrough import ReadBatch, adopt
+from ._writethrough import adopt
 from .metrics import NULL_OBSERVER, NullObserver
 
 __all__ = ["SockJSFactory", "SockJSSite", "mount"]
@@ -273,7 +273,8 @@ class _SockJSChannel(HTTPChannel):
             super().loseConnection()
 
     def makeConnection(self, transport: ITransport) -> None:
-        adopt(transport, self.site.readBatch)  # write-through: see SockJSSite
+        if self.site.writeThrough:  # see SockJSSite
+            adopt(transport)
         super().makeConnection(transport)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
@@ -370,17 +371,14 @@ class SockJSSite(Site):
     connection is closed after C{idle_timeout} seconds.
 
     Writes go through (C{write_through}, on by default): on the plain TCP connections
-    the site accepts, what is written while one of its connections is read leaves in one
-    C{send} per connection at the end of that read, any other write is sent at once,
-    and only what the kernel does not take waits in Twisted's buffer for the reactor
-    (see L{sockjs_twisted._writethrough}).  Twisted's transport, left as it is, sends
+    the site accepts, a write is sent at once, and only what the kernel does not take
+    waits in Twisted's buffer for the reactor (see L{sockjs_twisted._writethrough}).  Twisted's transport, left as it is, sends
     nothing in C{write}: it waits for the reactor's next iteration, at the cost of two
     more system calls per answer.  TLS and other wrapped connections are not changed.
 
     :ivar maxBodySize: The C{max_body_size} given.
     :ivar requestTimeout: The C{request_timeout} given.
-    :ivar readBatch: The reads and writes of this site's write-through connections, or
-        C{None} if C{write_through} is off.
+    :ivar writeThrough: The C{write_through} given.
     """
 
     displayTracebacks = False
@@ -416,7 +414,7 @@ class SockJSSite(Site):
         )
         self.maxBodySize = max_body_size
         self.requestTimeout = request_timeout
-        self.readBatch: Optional[ReadBatch] = ReadBatch() if write_through else None
+        self.writeThrough = write_through
 
     def log(self, request: Any) -> None:
         pass
