@@ -1,0 +1,266 @@
+"""
+A faster way in for the HTTP requests that dominate a SockJS server.
+
+twisted.web's ``HTTPChannel`` parses a request line by line: ``LineReceiver`` splits
+each line off its buffer, ``lineReceived`` and ``headerReceived`` look at it,
+``Headers.addRawHeader`` canonicalises the name and sanitises the value, and a body
+goes through a transfer decoder object.  For an xhr poll or an ``xhr_send`` that is a
+third of the server's work.
+
+:func:`receive` takes the common case in one pass: a read that holds a whole request
+head (request line and header fields, within the size limits) and, when there is a
+``Content-Length``, the whole body.  The head is checked with two regular expressions
+that accept only a subset of what twisted.web accepts (RFC 9112 request line, token
+header names, no whitespace before the colon, no line folding, header values of visible
+characters, spaces and tabs; no ``Transfer-Encoding``, no ``Expect``, at most one
+``Content-Length`` of digits), and the channel is then driven through the same steps,
+in the same order, as twisted.web's own path: the request is made by the channel's
+``requestFactory``, its headers are the ones ``addRawHeader`` would have stored, and
+``allHeadersReceived``, ``handleContentChunk``, ``_finishRequestBody`` and
+``allContentReceived`` are called as twisted.web calls them (so the channel's own rules,
+such as the ``Host`` checks of :class:`sockjs_twisted._factory._SockJSChannel`, and
+pipelining, persistence and timeouts are twisted.web's).  What follows the request in
+the read (the next pipelined request, or the websocket frames behind an upgrade) is
+where twisted.web would have left it: the next request takes the same way if it can,
+and everything else goes to twisted.web's parser, which also gets every read this
+module does not take, bytes untouched.  ``tests/test_httpfast.py`` feeds generated
+request streams, split at every point, to a channel with and without this path and
+compares what the resource sees and every byte written.
+
+This leans on twisted.web internals (the channel's parser state and
+``Headers._rawHeaders``): :data:`SUPPORTED` says whether the installed Twisted has them
+as expected, and the channel uses twisted.web's path alone when it does not.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from twisted.protocols.basic import LineReceiver
+from twisted.web.http import HTTPChannel
+from twisted.web.iweb import INonQueuedRequestFactory
+
+try:
+    from twisted.web.http_headers import Headers, _nameEncoder
+except ImportError:  # pragma: no cover (Twisted before 23.8)
+    _nameEncoder = None
+
+__all__ = ["SUPPORTED", "parseHead", "receive"]
+
+# RFC 9110 token characters.
+_TCHAR = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]"
+
+# A request line (token method, a target of visible ASCII characters, HTTP/1.0 or
+# HTTP/1.1), header fields (a token, a colon, a value of tabs, spaces and visible or
+# non-ASCII characters) and the empty line.  Anything else is twisted.web's to parse.
+_HEAD = re.compile(
+    rb"(" + _TCHAR + rb"+) ([\x21-\x7e]+) (HTTP/1\.[01])\r\n"
+    rb"((?:" + _TCHAR + rb"+:[\t\x20-\x7e\x80-\xff]*\r\n)*)\r\n"
+)
+
+# One header field of a block _HEAD has accepted: the name, and the value without the
+# spaces and tabs around it (twisted.web's ``strip(b" \t")``).
+_FIELD = re.compile(
+    rb"(" + _TCHAR + rb"+):[\t ]*((?:[\t\x20-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)[\t ]*\r\n"
+)
+
+# Raw header names as sent, canonicalised by twisted.web's own encoder; bounded, like
+# the encoder's cache, against clients inventing names.
+_names: dict[bytes, bytes] = {}
+_MAX_NAMES = 1000
+
+# (method, target, version, headers as Headers._rawHeaders holds them, body length,
+# offset of the body)
+Head = tuple[bytes, bytes, bytes, dict[bytes, list[bytes]], int, int]
+
+
+def _canonical(name: bytes) -> bytes:
+    canonical: bytes = _nameEncoder.encode(name)
+    if len(_names) < _MAX_NAMES:
+        _names[name] = canonical
+    return canonical
+
+
+def parseHead(data: bytes, limit: int, maxHeaders: int) -> Optional[Head]:
+    """
+    Parse the request at the start of C{data} if this module can take it.
+
+    :param data: What the channel has to parse, starting at a request line.
+    :param limit: The head (request line, header fields and the empty line, with their
+        line ends) must end within this many bytes.
+    :param maxHeaders: At most this many header fields.
+    :return: The request's parts, or C{None} for a request twisted.web must parse: an
+        incomplete head or body, anything over the limits, or anything not in the
+        subset described in the module docstring.
+    """
+    match = _HEAD.match(data, 0, limit)
+    if match is None:
+        return None
+    method, target, version, block = match.groups()
+    raw: dict[bytes, list[bytes]] = {}
+    if block:
+        fields = _FIELD.findall(block)
+        if len(fields) > maxHeaders:
+            return None
+        names = _names
+        for name, value in fields:
+            canonical = names.get(name)
+            if canonical is None:
+                canonical = _canonical(name)
+            values = raw.get(canonical)
+            if values is None:
+                raw[canonical] = [value]
+            else:
+                values.append(value)
+        if b"Transfer-Encoding" in raw or b"Expect" in raw:
+            return None
+    end = match.end()
+    lengths = raw.get(b"Content-Length")
+    if lengths is None:
+        return method, target, version, raw, 0, end
+    if len(lengths) != 1 or not lengths[0].isdigit():
+        return None
+    length = int(lengths[0])
+    if end + length > len(data):
+        return None
+    return method, target, version, raw, length, end
+
+
+def _between(channel: Any) -> bool:
+    # Line mode, no request begun (and no stray empty line eaten), a connection that
+    # still takes requests, nothing refused, nothing paused.
+    transport = channel.transport
+    return bool(
+        channel.line_mode
+        and channel._HTTPChannel__first_line == 1
+        and channel.persistent
+        and not channel.paused
+        and not channel.refused
+        and not (transport and transport.disconnecting)
+    )
+
+
+def receive(channel: Any, data: bytes) -> bool:
+    """
+    Serve the requests at the start of C{data}, as twisted.web's C{HTTPChannel} would,
+    and hand whatever else the read holds to twisted.web's parser.
+
+    :param channel: A :class:`sockjs_twisted._factory._SockJSChannel`.
+    :param data: One read from the network.
+    :return: C{False}, having done nothing, if the read does not start with a request
+        this module takes or the channel is not between requests; the caller then
+        passes the read to twisted.web.
+    """
+    if channel._busyReceiving or channel._buffer or not _between(channel):
+        return False
+    limit = min(channel.MAX_LENGTH, channel.totalHeadersSize)
+    maxHeaders = channel.maxHeaders
+    head = parseHead(data, limit, maxHeaders)
+    if head is None:
+        return False
+    channel.resetTimeout()
+    # As LineReceiver.dataReceived: what arrives while a request is being handled (the
+    # replay of pipelined requests by requestDone) is only added to the buffer.
+    channel._busyReceiving = True
+    try:
+        while True:
+            method, target, version, raw, length, end = head
+            factory = channel.requestFactory
+            if INonQueuedRequestFactory.providedBy(factory):
+                request = factory(channel)
+            else:
+                request = factory(channel, len(channel.requests))
+            channel.requests.append(request)
+            headers = request.requestHeaders
+            if type(headers) is Headers and not headers._rawHeaders:
+                headers._rawHeaders = raw
+            else:
+                for name, values in raw.items():
+                    for value in values:
+                        headers.addRawHeader(name, value)
+            channel._command = method
+            channel._path = target
+            channel._version = version
+            channel.length = length
+            # Where LineReceiver leaves the rest of the read once the empty line is
+            # split off: a refusal discards it, an upgrade takes it from here.
+            channel._buffer = data[end:]
+            channel.allHeadersReceived()
+            if channel.length == 0:
+                channel.allContentReceived()
+                transport = channel.transport
+                if transport and transport.disconnecting:
+                    return True
+            else:
+                channel.setRawMode()
+                transport = channel.transport
+                if transport and transport.disconnecting:
+                    return True
+                rest = channel._buffer
+                if not rest:
+                    break
+                channel._buffer = b""
+                if channel.refused or channel._handlingRequest:
+                    channel.rawDataReceived(rest)
+                else:
+                    # What the identity transfer decoder does with a whole body.
+                    request.handleContentChunk(rest[:length])
+                    channel._finishRequestBody(rest[length:])
+            data = channel._buffer
+            if not data or not _between(channel):
+                break
+            head = parseHead(data, limit, maxHeaders)
+            if head is None:
+                break
+    finally:
+        channel._busyReceiving = False
+    if channel._buffer:
+        # The rest of the read, in whatever state the channel is now: twisted.web's.
+        LineReceiver.dataReceived(channel, b"")
+    return True
+
+
+def _twistedFits() -> bool:
+    """
+    Does the installed Twisted keep the internals this module uses, as it expects them?
+    """
+    if _nameEncoder is None:
+        return False
+    try:
+        headers = Headers()
+        headers.addRawHeader(b"x-fast", b"v")
+        if headers._rawHeaders != {b"X-Fast": [b"v"]}:
+            return False
+        if _nameEncoder.encode(b"content-length") != b"Content-Length":
+            return False
+        channel = HTTPChannel()
+        if channel._HTTPChannel__first_line != 1:  # type: ignore[attr-defined]
+            return False
+    except Exception:
+        return False
+    needed = (
+        "_busyReceiving",
+        "_buffer",
+        "line_mode",
+        "paused",
+        "persistent",
+        "length",
+        "maxHeaders",
+        "requests",
+        "_dataBuffer",
+        "_handlingRequest",
+        "_finishRequestBody",
+        "allHeadersReceived",
+        "allContentReceived",
+        "rawDataReceived",
+        "setRawMode",
+        "resetTimeout",
+    )
+    return all(hasattr(channel, name) for name in needed)
+
+
+SUPPORTED: bool = _twistedFits()
+"""
+Does the installed Twisted have the internals :func:`receive` drives?
+"""
