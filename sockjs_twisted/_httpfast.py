@@ -39,12 +39,13 @@ from typing import Any, Optional
 
 from twisted.protocols.basic import LineReceiver
 from twisted.web.http import HTTPChannel
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 
 try:
-    from twisted.web.http_headers import Headers, _nameEncoder
-except ImportError:  # pragma: no cover (Twisted before 23.8)
-    _nameEncoder = None
+    from twisted.web.http_headers import _nameEncoder
+except ImportError:  # an older Twisted: twisted.web's parser alone
+    _nameEncoder = None  # type: ignore[assignment]
 
 __all__ = ["SUPPORTED", "parseHead", "receive"]
 
@@ -82,21 +83,28 @@ def _canonical(name: bytes) -> bytes:
     return canonical
 
 
-def parseHead(data: bytes, limit: int, maxHeaders: int) -> Optional[Head]:
+def parseHead(data: bytes, maxLine: int, maxTotal: int, maxHeaders: int) -> Optional[Head]:
     """
     Parse the request at the start of C{data} if this module can take it.
 
     :param data: What the channel has to parse, starting at a request line.
-    :param limit: The head (request line, header fields and the empty line, with their
-        line ends) must end within this many bytes.
+    :param maxLine: No line of the head may be longer (C{LineReceiver.MAX_LENGTH}).
+    :param maxTotal: The lines of the head, without their line ends, may not be longer
+        together (C{HTTPChannel.totalHeadersSize}).
     :param maxHeaders: At most this many header fields.
     :return: The request's parts, or C{None} for a request twisted.web must parse: an
         incomplete head or body, anything over the limits, or anything not in the
         subset described in the module docstring.
     """
-    match = _HEAD.match(data, 0, limit)
+    # The longest head within the limits has maxHeaders fields: look no further.
+    match = _HEAD.match(data, 0, maxTotal + 2 * maxHeaders + 4)
     if match is None:
         return None
+    end = match.end()
+    if end > maxLine or end > maxTotal:
+        lines = data[: end - 4].split(b"\r\n")
+        if max(map(len, lines)) > maxLine or sum(map(len, lines)) > maxTotal:
+            return None
     method, target, version, block = match.groups()
     raw: dict[bytes, list[bytes]] = {}
     if block:
@@ -115,7 +123,6 @@ def parseHead(data: bytes, limit: int, maxHeaders: int) -> Optional[Head]:
                 values.append(value)
         if b"Transfer-Encoding" in raw or b"Expect" in raw:
             return None
-    end = match.end()
     lengths = raw.get(b"Content-Length")
     if lengths is None:
         return method, target, version, raw, 0, end
@@ -154,12 +161,14 @@ def receive(channel: Any, data: bytes) -> bool:
     """
     if channel._busyReceiving or channel._buffer or not _between(channel):
         return False
-    limit = min(channel.MAX_LENGTH, channel.totalHeadersSize)
+    maxLine = channel.MAX_LENGTH
+    maxTotal = channel.totalHeadersSize
     maxHeaders = channel.maxHeaders
-    head = parseHead(data, limit, maxHeaders)
+    head = parseHead(data, maxLine, maxTotal, maxHeaders)
     if head is None:
         return False
-    channel.resetTimeout()
+    # HTTPChannel.dataReceived resets the idle timeout here; every request taken below
+    # then stops it (allContentReceived, or a refusal), so that is left out.
     # As LineReceiver.dataReceived: what arrives while a request is being handled (the
     # replay of pipelined requests by requestDone) is only added to the buffer.
     channel._busyReceiving = True
@@ -199,18 +208,15 @@ def receive(channel: Any, data: bytes) -> bool:
                     return True
                 rest = channel._buffer
                 if not rest:
-                    break
+                    break  # refused: the refusal has discarded it
                 channel._buffer = b""
-                if channel.refused or channel._handlingRequest:
-                    channel.rawDataReceived(rest)
-                else:
-                    # What the identity transfer decoder does with a whole body.
-                    request.handleContentChunk(rest[:length])
-                    channel._finishRequestBody(rest[length:])
+                # What the identity transfer decoder does with a whole body.
+                request.handleContentChunk(rest[:length])
+                channel._finishRequestBody(rest[length:])
             data = channel._buffer
             if not data or not _between(channel):
                 break
-            head = parseHead(data, limit, maxHeaders)
+            head = parseHead(data, maxLine, maxTotal, maxHeaders)
             if head is None:
                 break
     finally:
@@ -255,7 +261,6 @@ def _twistedFits() -> bool:
         "allContentReceived",
         "rawDataReceived",
         "setRawMode",
-        "resetTimeout",
     )
     return all(hasattr(channel, name) for name in needed)
 
