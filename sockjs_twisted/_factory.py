@@ -5,7 +5,7 @@ or C{endpoint.listen}; L{SockJSSite}: the bounded Site under it, for trees of yo
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime
 from twisted.internet.protocol import connectionDone
@@ -169,14 +169,24 @@ class _SockJSChannel(HTTPChannel):
 
     def allHeadersReceived(self) -> None:
         self._inHead = False
-        hosts = self.requests[-1].requestHeaders.getRawHeaders(b"host")
+        if not self._refuseHost(self.requests[-1].requestHeaders.getRawHeaders(b"host")):
+            super().allHeadersReceived()
+
+    def _refuseHost(self, hosts: Optional[Sequence[bytes]]) -> bool:
+        """
+        Refuse the request if it has not exactly one C{Host} header (none is fine for
+        HTTP/1.0).
+
+        :param hosts: The request's C{Host} header values, C{None} if it has none.
+        :return: Was it refused?
+        """
         if hosts is None and self._version == b"HTTP/1.1":  # type: ignore[has-type]
             self.refuse(400, "Bad Request", "Host header required.")
-            return
+            return True
         if hosts is not None and len(hosts) > 1:
             self.refuse(400, "Bad Request", "Duplicate Host header.")
-            return
-        super().allHeadersReceived()
+            return True
+        return False
 
     def rawDataReceived(self, data: bytes) -> None:
         if self.refused:

@@ -39,6 +39,7 @@ from typing import Any, Optional
 
 from twisted.protocols.basic import LineReceiver
 from twisted.web.http import HTTPChannel
+from twisted.web.http import Request as HTTPRequest
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 
@@ -167,6 +168,9 @@ def receive(channel: Any, data: bytes) -> bool:
     head = parseHead(data, maxLine, maxTotal, maxHeaders)
     if head is None:
         return False
+    inlineHeaders = _inlineHeaders.get(type(channel))
+    if inlineHeaders is None:
+        inlineHeaders = _inlineHeaders[type(channel)] = _canInlineHeaders(type(channel))
     # HTTPChannel.dataReceived resets the idle timeout here; every request taken below
     # then stops it (allContentReceived, or a refusal), so that is left out.
     # As LineReceiver.dataReceived: what arrives while a request is being handled (the
@@ -195,7 +199,20 @@ def receive(channel: Any, data: bytes) -> bool:
             # Where LineReceiver leaves the rest of the read once the empty line is
             # split off: a refusal discards it, an upgrade takes it from here.
             channel._buffer = data[end:]
-            channel.allHeadersReceived()
+            if inlineHeaders:
+                # _SockJSChannel.allHeadersReceived and HTTPChannel's, for a request
+                # without Expect, from the headers parseHead has found.
+                channel._inHead = False
+                if not channel._refuseHost(raw.get(b"Host")):
+                    if b"Cookie" in raw or type(request).parseCookies is not _parseCookies:
+                        request.parseCookies()
+                    if b"Connection" in raw:
+                        channel.persistent = channel.checkPersistence(request, version)
+                    else:
+                        channel.persistent = version == b"HTTP/1.1"
+                    request.gotLength(length)
+            else:
+                channel.allHeadersReceived()
             if channel.length == 0:
                 channel.allContentReceived()
                 transport = channel.transport
@@ -225,6 +242,55 @@ def receive(channel: Any, data: bytes) -> bool:
         # The rest of the read, in whatever state the channel is now: twisted.web's.
         LineReceiver.dataReceived(channel, b"")
     return True
+
+
+def _fingerprint(function: Any) -> tuple[Any, ...]:
+    code = function.__code__
+    return code.co_names, tuple(c for c in code.co_consts if isinstance(c, bytes))
+
+
+# twisted.web's allHeadersReceived and checkPersistence as this module knows them (the
+# same from Twisted 22.10 to 26.10): the names they use and their bytes constants.
+_ALL_HEADERS_RECEIVED = (
+    (
+        "requests",
+        "parseCookies",
+        "checkPersistence",
+        "_version",
+        "persistent",
+        "gotLength",
+        "length",
+        "requestHeaders",
+        "getRawHeaders",
+        "lower",
+        "_send100Continue",
+    ),
+    (b"Expect", b"100-continue", b"HTTP/1.1"),
+)
+_CHECK_PERSISTENCE = (
+    ("requestHeaders", "getRawHeaders", "split", "responseHeaders", "setRawHeaders"),
+    (b"Connection", b" ", b"HTTP/1.1", b"close"),
+)
+
+_parseCookies = HTTPRequest.parseCookies
+
+# Channel classes: may allHeadersReceived be done inline?
+_inlineHeaders: dict[type, bool] = {}
+
+
+def _canInlineHeaders(channelClass: type) -> bool:
+    """
+    Are C{channelClass}'s C{allHeadersReceived} and C{checkPersistence} the ones
+    :func:`receive` does inline (L{_SockJSChannel}'s over twisted.web's)?
+    """
+    from ._factory import _SockJSChannel
+
+    return (
+        getattr(channelClass, "allHeadersReceived", None) is _SockJSChannel.allHeadersReceived
+        and getattr(channelClass, "checkPersistence", None) is HTTPChannel.checkPersistence
+        and _fingerprint(HTTPChannel.allHeadersReceived) == _ALL_HEADERS_RECEIVED
+        and _fingerprint(HTTPChannel.checkPersistence) == _CHECK_PERSISTENCE
+    )
 
 
 def _twistedFits() -> bool:

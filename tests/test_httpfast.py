@@ -99,19 +99,32 @@ class Recorder(Resource):
             request.finish()
 
 
+class OwnHeaders(_SockJSChannel):
+    """
+    A channel with its own C{allHeadersReceived}: the fast path calls it rather than
+    doing its work inline.
+    """
+
+    def allHeadersReceived(self) -> None:
+        super().allHeadersReceived()
+
+
 class Run:
     """
     One connection to a fresh in-memory server (a SockJS endpoint at C{/echo}, the
     recorder at C{/rec}), with the request fast path on or off, and small limits on
-    the head unless C{limits} is false.
+    the head unless C{limits} is false, and a channel class of its own unless
+    C{inline}.
     """
 
-    def __init__(self, fast: bool, limits: bool = True) -> None:
+    def __init__(self, fast: bool, limits: bool = True, inline: bool = True) -> None:
         self.clock = MemoryReactorClock()
         self.factory = EchoFactory()
         site = SockJSFactory(self.factory, reactor=self.clock, prefix="/echo")
         self.recorder = Recorder(self.clock)
         site.resource.putChild(b"rec", self.recorder)
+        if not inline:
+            site.protocol = OwnHeaders
         self.transport = StringTransport(
             hostAddress=IPv4Address("TCP", "127.0.0.1", 8081),
             peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
@@ -154,9 +167,11 @@ class Run:
 
 
 def compare(testCase: SynchronousTestCase, chunks: list[bytes]) -> list[tuple[Any, ...]]:
-    fast = Run(True).feed(chunks)
     plain = Run(False).feed(chunks)
+    fast = Run(True).feed(chunks)
     testCase.assertEqual(fast, plain, f"chunks: {chunks!r}")
+    called = Run(True, inline=False).feed(chunks)
+    testCase.assertEqual(called, plain, f"chunks: {chunks!r}, allHeadersReceived called")
     return fast
 
 
@@ -775,6 +790,16 @@ class FallbackTests(SynchronousTestCase):
         """A channel without the parser state the fast path sets is not supported."""
         self.patch(HTTPChannel, "_HTTPChannel__first_line", 0)
         self.assertFalse(_httpfast._twistedFits())
+
+    def test_inlineHeaders(self) -> None:
+        """
+        C{allHeadersReceived} is done inline for L{_SockJSChannel} over the twisted.web
+        code it knows, and called otherwise.
+        """
+        self.assertTrue(_httpfast._canInlineHeaders(_SockJSChannel))
+        self.assertFalse(_httpfast._canInlineHeaders(OwnHeaders))
+        self.patch(_httpfast, "_ALL_HEADERS_RECEIVED", ((), ()))
+        self.assertFalse(_httpfast._canInlineHeaders(_SockJSChannel))
 
     def test_unsupportedServes(self) -> None:
         """A channel made when the fast path is unsupported serves through twisted.web."""
