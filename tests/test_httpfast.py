@@ -141,8 +141,8 @@ class Run:
         channel.makeConnection(self.transport)
 
     def state(self) -> tuple[Any, ...]:
-        # The Date header is twisted.web's wall clock, not the reactor's.
-        written = re.sub(rb"\r\nDate: [^\r]*", b"\r\nDate: -", self.transport.value())
+        # Date and Expires are from the wall clock, not the reactor's.
+        written = re.sub(rb"\r\n(Date|Expires): [^\r]*", rb"\r\n\1: -", self.transport.value())
         return (
             written,
             self.transport.disconnecting,
