@@ -20,6 +20,7 @@ MODULES = [
     "tests.test_protocol",
     "tests.test_hostile",
     "tests.test_leanweb",
+    "tests.test_httpfast",
     "tests.test_options",
     # Not test_tap's process tests: they run .venv's (CPython) twistd and pip.
     "tests.test_tap.OptionsTests",
