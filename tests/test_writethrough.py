@@ -19,7 +19,7 @@ from twisted.internet import reactor as globalReactor
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionAborted, ConnectionDone, ConnectionLost
-from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import ClientFactory, Factory, Protocol
 from twisted.internet.task import deferLater
 from twisted.internet.testing import StringTransport
@@ -30,6 +30,8 @@ from zope.interface import implementer
 from sockjs_twisted import SockJSFactory, _writethrough
 from sockjs_twisted._writethrough import adopt
 from sockjs_twisted.testing import SockJSClient
+
+from ._fakes import RecordingProducer
 
 reactor: Any = globalReactor
 
@@ -56,25 +58,6 @@ async def until(condition: Callable[[], bool], step: float = 0.005) -> None:
     """
     while not condition():
         await tick(step)
-
-
-@implementer(IPushProducer)
-class RecordingProducer:
-    """
-    A streaming producer recording what its consumer asks of it.
-    """
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def pauseProducing(self) -> None:
-        self.events.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.events.append("resume")
-
-    def stopProducing(self) -> None:
-        self.events.append("stop")
 
 
 class Peer(Protocol):
