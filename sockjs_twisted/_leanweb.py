@@ -381,15 +381,7 @@ class LeanRequest(server.Request):
         C{write(data)} then C{finish()}, in one write to the channel when this is the
         whole response.
         """
-        if (
-            self.startedWriting
-            or self._encoder is not None
-            or self._inFakeHead
-            or self.finished
-            or self._disconnected
-            or not (_leanChannels.get(type(self.channel)) or _leanChannel(type(self.channel)))
-        ):
-            # What _leanHead says, without a call.
+        if self.startedWriting or not self._leanHead():
             self.write(data)
             self.finish()
             return

@@ -104,7 +104,7 @@ def queryArguments(request: IRequest) -> dict[bytes, list[bytes]]:
 
 _VARY_ORIGIN = (b"Vary", b"Origin")
 _ANY_ORIGIN = ((b"Access-Control-Allow-Origin", b"*"), _VARY_ORIGIN)
-_NO_CACHE = ((b"Cache-Control", NO_CACHE),)
+NO_CACHE_HEADERS = ((b"Cache-Control", NO_CACHE),)
 _DUMMY_COOKIE = ((b"Set-Cookie", b"JSESSIONID=dummy; path=/"),)
 
 
@@ -152,7 +152,7 @@ def setNoCache(request: IRequest) -> None:
     """
     Forbid caching: the answer is private and fresh.
     """
-    setHeaders(request, _NO_CACHE)
+    setHeaders(request, NO_CACHE_HEADERS)
 
 
 def setCacheForever(request: IRequest) -> None:
@@ -181,7 +181,7 @@ def setCookie(request: IRequest, options: SockJSOptions) -> None:
         policy(request)
 
 
-_TEXT_PLAIN = ((b"Content-Type", TEXT_PLAIN),)
+TEXT_PLAIN_HEADERS = ((b"Content-Type", TEXT_PLAIN),)
 
 
 def text(request: IRequest, code: int, body: str) -> bytes:
@@ -189,7 +189,7 @@ def text(request: IRequest, code: int, body: str) -> bytes:
     Answer with C{code} and a short plain-text body.
     """
     request.setResponseCode(code)
-    setHeaders(request, _TEXT_PLAIN)
+    setHeaders(request, TEXT_PLAIN_HEADERS)
     return body.encode("utf-8")
 
 
@@ -355,17 +355,7 @@ class ResponseSink:
             if self._sent < self._limit:
                 request.write(data)
                 return
-            request.unregisterProducer()
-        # The last frame of this response: it and the response's end in one write.
-        self._done = True
-        if isinstance(request, LeanRequest):
-            request.writeLast(data)
-        else:
-            request.write(data)
-            request.finish()
-        session = self._session
-        if session is not None:
-            session.detach(self, aborted=False)
+        self._end(data)
 
     def writeMessages(self, quoted: list[str]) -> None:
         self.writeFrame(messageFrame(quoted))
@@ -391,15 +381,28 @@ class ResponseSink:
 
     # internals
 
-    def _finishRequest(self) -> None:
+    def _finishRequest(self, last: Optional[bytes] = None) -> None:
+        """
+        End the response, after C{last} if given: both in one write on a
+        L{LeanRequest}.
+        """
         request = self._request
         if self.streaming:
             request.unregisterProducer()
-        request.finish()
+        if last is None:
+            request.finish()
+        elif isinstance(request, LeanRequest):
+            request.writeLast(last)
+        else:
+            request.write(last)
+            request.finish()
 
-    def _end(self) -> None:
+    def _end(self, last: bytes) -> None:
+        """
+        The response ends with C{last}, its last frame: the session is told.
+        """
         self._done = True
-        self._finishRequest()
+        self._finishRequest(last)
         session = self._session
         if session is not None:
             session.detach(self, aborted=False)

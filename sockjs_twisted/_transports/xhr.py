@@ -16,7 +16,8 @@ from .._session import OPEN
 from ._http import (
     APPLICATION_JAVASCRIPT,
     NO_CACHE,
-    TEXT_PLAIN,
+    NO_CACHE_HEADERS,
+    TEXT_PLAIN_HEADERS,
     ResponseSink,
     TransportResource,
     notFound,
@@ -26,8 +27,6 @@ from ._http import (
 
 _PRELUDE = b"h" * 2048 + b"\n"
 _RECEIVING = ((b"Content-Type", APPLICATION_JAVASCRIPT), (b"Cache-Control", NO_CACHE))
-_NO_CONTENT = ((b"Content-Type", TEXT_PLAIN),)
-_NO_CACHE = ((b"Cache-Control", NO_CACHE),)
 
 
 class XHRPollingSink(ResponseSink):
@@ -134,12 +133,12 @@ class XHRSend(TransportResource):
     allowed = b"OPTIONS, POST"
 
     def send_(self, request: IRequest, sessionId: str) -> object:
-        setCORS(request, self.options, _NO_CACHE)
+        setCORS(request, self.options, NO_CACHE_HEADERS)
         payload = request.content.read()
         return receiveMessages(self, request, sessionId, payload, _noContent)
 
 
 def _noContent(request: IRequest) -> bytes:
     request.setResponseCode(204)
-    setHeaders(request, _NO_CONTENT)
+    setHeaders(request, TEXT_PLAIN_HEADERS)
     return b""
