@@ -76,9 +76,10 @@ def _looksAsExpected() -> bool:
     if not all(hasattr(_Server, name) for name in _CLASS_ATTRIBUTES):
         return False
     # The buffering of FileDescriptor.write, which ours falls back to and must match.
+    # (Nothing here may depend on TLS support: without pyOpenSSL, Twisted's transport has
+    # no TLS mixin, and a class attribute TLS = False only.)
     return (
-        getattr(_Server, "_tlsClientDefault", None) is False
-        and FileDescriptor.write.__code__.co_names.count("_tempDataBuffer") == 1
+        FileDescriptor.write.__code__.co_names.count("_tempDataBuffer") == 1
         and "_tempDataLen" in FileDescriptor.doWrite.__code__.co_names
     )
 

@@ -13,6 +13,8 @@ import os
 import random
 import socket
 import struct
+import subprocess
+import sys
 from typing import Any, Callable, Optional
 
 from twisted.internet import reactor as globalReactor
@@ -34,6 +36,23 @@ from sockjs_twisted.testing import SockJSClient
 from ._fakes import RecordingProducer
 
 reactor: Any = globalReactor
+
+# Run in a fresh interpreter where importing Twisted's TLS support fails, as it does when
+# pyOpenSSL is not installed.
+_WITHOUT_TLS = """
+import socket, sys
+sys.modules["twisted.internet._newtls"] = None
+from twisted.internet import reactor, tcp
+from twisted.internet.protocol import Protocol
+from sockjs_twisted import _writethrough
+ours, theirs = socket.socketpair()
+server = tcp.Server(ours, Protocol(), ("127.0.0.1", 1), None, 1, reactor)
+adopted = _writethrough.adopt(server)
+server.write(b"hello")
+theirs.settimeout(5)
+print(f"TLS={server.TLS} supported={_writethrough.supported()} adopted={adopted}"
+      f" sent={theirs.recv(100)!r}")
+"""
 
 # Small kernel buffers on both ends: a write of a few hundred KiB is sent in part (smaller
 # ones make loopback TCP crawl).
@@ -291,6 +310,22 @@ class AdoptTests(SynchronousTestCase):
         """The Twisted these tests run on is one the module supports."""
         self.assertTrue(_writethrough.supported())
         self.assertTrue(_writethrough._looksAsExpected())
+
+    def test_supportedWithoutTLS(self) -> None:
+        """
+        Without pyOpenSSL, Twisted's TCP transport has no TLS mixin; write-through is
+        still supported there, and a connection is switched and sends in C{write}.
+        """
+        result = subprocess.run(
+            [sys.executable, "-c", _WITHOUT_TLS],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+        )
+        self.assertEqual(
+            result.stdout.decode("utf-8", "replace").splitlines()[-1:],
+            ["TLS=False supported=True adopted=True sent=b'hello'"],
+        )
 
 
 class WriteThroughTests(TestCase):
