@@ -222,10 +222,15 @@ class CountingSocket:
     def __init__(self, real: socket.socket) -> None:
         self.real = real
         self.sent: list[bytes] = []
+        self.names = 0
 
     def send(self, data: Any) -> int:
         self.sent.append(bytes(data))
         return self.real.send(data)
+
+    def getsockname(self) -> Any:
+        self.names += 1
+        return self.real.getsockname()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
@@ -335,10 +340,17 @@ class WriteThroughTests(TestCase):
 
     timeout = 30
 
-    async def test_sentAtOnce(self) -> None:
-        """A write outside any read, with nothing waiting, is sent in write(): nothing is buffered and the reactor is not asked to watch the socket."""
+    async def test_sentAtEndOfIteration(self) -> None:
+        """A write with nothing waiting stays in the buffer until the end of the reactor's iteration, then is sent, without the reactor ever watching the socket."""
         (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
         pair.transport.write(b"hello")
+        self.assertEqual(buffered(pair.transport), 5)
+        self.assertEqual(counting.sent, [])
+        self.assertNotIn(pair.transport, reactor.getWriters())
+        await tick()
+        self.assertEqual(counting.sent, [b"hello"])
         self.assertEqual(buffered(pair.transport), 0)
         self.assertNotIn(pair.transport, reactor.getWriters())
         await until(lambda: bytes(pair.client.received) == b"hello")
@@ -351,24 +363,72 @@ class WriteThroughTests(TestCase):
         self.assertIn(pair.transport, reactor.getWriters())
         await until(lambda: bytes(pair.client.received) == b"hello")
 
-    async def test_eachWriteOneSend(self) -> None:
-        """Each write (and each writeSequence, joined) with nothing waiting is one send, in a read or not, in order."""
+    async def test_oneSendPerIteration(self) -> None:
+        """What one iteration writes (writes and writeSequences, in a read or not) leaves in one send, in order."""
         (pair,) = await connect(self)
         counting = CountingSocket(pair.transport.socket)
         pair.transport.socket = counting
 
         def answer(data: bytes) -> None:
             pair.transport.write(b"a")
-            pair.transport.writeSequence([b"b", b"c"])
+            pair.transport.writeSequence([b"b", b"", b"c"])
 
         pair.server.onData = answer
         pair.client.transport.write(b"?")  # type: ignore[union-attr]
         await until(lambda: len(pair.client.received) == 3)
         pair.transport.write(b"d")
-        await until(lambda: len(pair.client.received) == 4)
-        self.assertEqual(counting.sent, [b"a", b"bc", b"d"])
-        self.assertEqual(bytes(pair.client.received), b"abcd")
+        pair.transport.writeSequence([])
+        pair.transport.write(b"")
+        pair.transport.write(b"e")
+        await until(lambda: len(pair.client.received) == 5)
+        self.assertEqual(counting.sent, [b"abc", b"de"])
+        self.assertEqual(bytes(pair.client.received), b"abcde")
         self.assertNotIn(pair.transport, reactor.getWriters())
+
+    async def test_connectionsOfOneIteration(self) -> None:
+        """Several connections written to in one iteration each get their own one send at its end."""
+        pairs = await connect(self, clients=3)
+        sockets = []
+        for pair in pairs:
+            sockets.append(CountingSocket(pair.transport.socket))
+            pair.transport.socket = sockets[-1]
+        for round_ in range(2):
+            for i, pair in enumerate(pairs):
+                pair.transport.write(b"%d" % i)
+                pair.transport.write(b"%d" % round_)
+        self.assertEqual([s.sent for s in sockets], [[], [], []])
+        await tick()
+        self.assertEqual([s.sent for s in sockets], [[b"0001"], [b"1011"], [b"2021"]])
+        for i, pair in enumerate(pairs):
+            await until(lambda pair=pair: len(pair.client.received) == 4)  # type: ignore[misc]
+            self.assertEqual(bytes(pair.client.received), b"%d0%d1" % (i, i))
+
+    async def test_abortWithQueuedWrites(self) -> None:
+        """abortConnection after writes of the same iteration: nothing is sent, connectionLost comes once, with ConnectionAborted."""
+        (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
+        pair.transport.write(b"queued")
+        pair.transport.abortConnection()
+        await pair.client.lost
+        await until(lambda: bool(pair.server.reasons))
+        await tick(0.01)
+        self.assertEqual(counting.sent, [])
+        self.assertEqual(bytes(pair.client.received), b"")
+        pair.server.reasons[0].trap(ConnectionAborted)
+        self.assertEqual(len(pair.server.reasons), 1)
+
+    async def test_hostReadOnce(self) -> None:
+        """getHost answers what Twisted's transport answers, reading the socket's address once."""
+        (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
+        first = pair.transport.getHost()
+        second = pair.transport.getHost()
+        self.assertEqual(counting.names, 1)
+        self.assertIs(first, second)
+        self.assertEqual(first, tcp.Server.getHost(pair.transport))
+        self.assertEqual(first, pair.client.transport.getPeer())  # type: ignore[union-attr]
 
     async def test_slowReader(self) -> None:
         """A reader with small buffers that keeps pausing gets every byte, in order, whatever mix of immediate and in-read writes made them."""
@@ -448,6 +508,7 @@ class WriteThroughTests(TestCase):
         pair.client.transport.pauseProducing()  # type: ignore[union-attr]
         data = pattern(0, 2_000_000)
         pair.transport.write(data)
+        await tick()
         self.assertGreater(buffered(pair.transport), 0)  # the partial send happened
         self.assertLess(buffered(pair.transport), len(data))
         pair.transport.loseConnection()
