@@ -49,6 +49,7 @@ ours, theirs = socket.socketpair()
 server = tcp.Server(ours, Protocol(), ("127.0.0.1", 1), None, 1, reactor)
 adopted = _writethrough.adopt(server)
 server.write(b"hello")
+reactor.iterate()  # sent at the end of the reactor's iteration
 theirs.settimeout(5)
 print(f"TLS={server.TLS} supported={_writethrough.supported()} adopted={adopted}"
       f" sent={theirs.recv(100)!r}")
