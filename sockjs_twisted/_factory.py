@@ -390,10 +390,12 @@ class SockJSSite(Site):
     connection is closed after C{idle_timeout} seconds.
 
     Writes go through (C{write_through}, on by default): on the plain TCP connections
-    the site accepts, a write is sent at once, and only what the kernel does not take
-    waits in Twisted's buffer for the reactor (see L{sockjs_twisted._writethrough}).  Twisted's transport, left as it is, sends
-    nothing in C{write}: it waits for the reactor's next iteration, at the cost of two
-    more system calls per answer.  TLS and other wrapped connections are not changed.
+    the site accepts, what one iteration of the reactor writes is sent at its end, one
+    send per connection, and only what the kernel does not take waits in Twisted's
+    buffer for the reactor (see L{sockjs_twisted._writethrough}).  Twisted's transport,
+    left as it is, has the reactor watch the socket and sends on its next iteration, at
+    the cost of two more system calls per answer.  TLS and other wrapped connections are
+    not changed.
 
     :ivar maxBodySize: The C{max_body_size} given.
     :ivar requestTimeout: The C{request_timeout} given.
@@ -421,7 +423,8 @@ class SockJSSite(Site):
         :param max_body_size: Largest request body accepted, in bytes.
         :param request_timeout: Seconds a client has to send a whole request.
         :param idle_timeout: Seconds an idle keep-alive connection is kept.
-        :param write_through: Send in C{write} on plain TCP connections (see above);
+        :param write_through: Send at the end of the reactor's iteration on plain TCP
+            connections (see above);
             C{False} leaves Twisted's transports as they are.
         """
         if reactor is None:

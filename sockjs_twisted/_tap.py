@@ -195,7 +195,8 @@ class Options(usage.Options):
             "no-write-through",
             None,
             "Leave Twisted's TCP transports as they are: writes wait for the reactor's next "
-            "iteration instead of being sent at once (see the deployment docs).",
+            "iteration instead of being sent at the end of the current one (see the "
+            "deployment docs).",
         ],
     ]
 
