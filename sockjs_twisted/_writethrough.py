@@ -53,8 +53,10 @@ from typing import Any, Optional
 
 from twisted.internet import tcp
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IAddress, IReactorTime, ITransport
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 __all__ = ["adopt", "supported"]
 
@@ -158,6 +160,7 @@ class _WriteThroughServer(_Server):
 
     _flusher: _Flusher
     _queued = False
+    _closeAtFlush = False
     _hostAddress: Optional[IAddress] = None
 
     def _canSend(self) -> bool:
@@ -202,6 +205,28 @@ class _WriteThroughServer(_Server):
             return
         _Server.writeSequence(self, iovec)
 
+    def loseConnection(self) -> None:  # type: ignore[override]
+        if (
+            self.connected
+            and not self.disconnecting
+            and not self._writeDisconnecting
+            and not self._aborting
+            and not self.TLS
+            and self.producer is None
+            and not self.dataBuffer
+            and (self._queued or not self._tempDataBuffer)
+        ):
+            # Closed at the end of the iteration, after what it wrote: no watching
+            # the socket for writability first (see _flush).
+            self.stopReading()
+            self.disconnecting = True
+            self._closeAtFlush = True
+            if not self._queued:
+                self._queued = True
+                self._flusher.add(self)
+            return
+        _Server.loseConnection(self)
+
     def _queue(self) -> None:
         self._maybePauseProducer()
         if not self._queued:
@@ -213,6 +238,10 @@ class _WriteThroughServer(_Server):
         The end of the iteration: send what it wrote, or leave it to Twisted.
         """
         self._queued = False
+        if self._closeAtFlush:
+            self._closeAtFlush = False
+            self._close()
+            return
         if not self._tempDataBuffer:
             return  # Twisted's doWrite sent it meanwhile
         if self.dataBuffer or not self._canSend():
@@ -223,6 +252,27 @@ class _WriteThroughServer(_Server):
         self._tempDataBuffer = []
         self._tempDataLen = 0
         self._sendNow(data)
+
+    def _close(self) -> None:
+        """
+        The end of the iteration in which C{loseConnection} was called: send what waits
+        and close, as Twisted's C{doWrite} and reactor do once the buffer is empty, or
+        leave both to them if the kernel does not take it all (or a producer came).
+        """
+        if not self.connected or self._aborting:
+            return
+        if self.dataBuffer or self.producer is not None:
+            self.startWriting()  # Twisted's doWrite is under way, or a producer came
+            return
+        chunks = self._tempDataBuffer
+        if chunks:
+            self._tempDataBuffer = []
+            self._tempDataLen = 0
+            self._sendNow(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+            if self._tempDataBuffer:
+                return  # the kernel took part: Twisted's doWrite sends the rest, closes
+        self.reactor.removeWriter(self)  # type: ignore[attr-defined]
+        self.connectionLost(Failure(ConnectionDone()))
 
     def _handOver(self) -> None:
         """

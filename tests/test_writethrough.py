@@ -419,6 +419,57 @@ class WriteThroughTests(TestCase):
         pair.server.reasons[0].trap(ConnectionAborted)
         self.assertEqual(len(pair.server.reasons), 1)
 
+    async def test_closedAtEndOfIteration(self) -> None:
+        """loseConnection after writes: at the end of the iteration the writes leave in one send and the connection closes, without the reactor ever watching the socket; connectionLost comes once, with ConnectionDone."""
+        (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
+        pair.transport.write(b"last")
+        pair.transport.writeSequence([b" ", b"words"])
+        pair.transport.loseConnection()
+        pair.transport.loseConnection()  # a no-op, as with Twisted's transport
+        self.assertEqual(counting.sent, [])
+        self.assertEqual(pair.server.reasons, [])
+        self.assertNotIn(pair.transport, reactor.getReaders())
+        self.assertNotIn(pair.transport, reactor.getWriters())
+        await tick()
+        self.assertEqual(counting.sent, [b"last words"])
+        self.assertEqual(len(pair.server.reasons), 1)
+        pair.server.reasons[0].trap(ConnectionDone)
+        self.assertNotIn(pair.transport, reactor.getWriters())
+        await pair.client.lost
+        pair.client.reasons[0].trap(ConnectionDone)
+        self.assertEqual(bytes(pair.client.received), b"last words")
+        pair.transport.write(b"after")  # a no-op now
+        await tick(0.01)
+        self.assertEqual(counting.sent, [b"last words"])
+
+    async def test_closedAtEndOfIterationWithNothingWritten(self) -> None:
+        """loseConnection with nothing written closes at the end of the iteration, with no send."""
+        (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
+        pair.transport.loseConnection()
+        await pair.client.lost
+        pair.client.reasons[0].trap(ConnectionDone)
+        await until(lambda: bool(pair.server.reasons))
+        pair.server.reasons[0].trap(ConnectionDone)
+        self.assertEqual(counting.sent, [])
+
+    async def test_abortAfterLoseConnection(self) -> None:
+        """abortConnection after loseConnection in the same iteration: nothing is sent and connectionLost comes once, with ConnectionAborted, as with Twisted's transport."""
+        for writeThrough in (False, True):
+            (pair,) = await connect(self, writeThrough=writeThrough)
+            pair.transport.write(b"dropped")
+            pair.transport.loseConnection()
+            pair.transport.abortConnection()
+            await pair.client.lost
+            await until(lambda pair=pair: bool(pair.server.reasons))  # type: ignore[misc]
+            await tick(0.01)
+            self.assertEqual(bytes(pair.client.received), b"", writeThrough)
+            self.assertEqual(len(pair.server.reasons), 1)
+            pair.server.reasons[0].trap(ConnectionAborted)
+
     async def test_hostReadOnce(self) -> None:
         """getHost answers what Twisted's transport answers, reading the socket's address once."""
         (pair,) = await connect(self)
