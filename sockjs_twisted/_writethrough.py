@@ -34,8 +34,10 @@ in the transport's buffer exceed ``bufferSize`` (checked on each write, as Twist
 bytes the kernel took no longer wait), and resumed by Twisted's ``doWrite`` when they
 are sent.
 
-The local address of the connection (``getHost``) is read from the socket once, not on
-every request (twisted.web asks for it for each request, a ``getsockname`` each time).
+The addresses of the connection are made once: ``getHost`` reads the socket once, not on
+every request (twisted.web asks for it for each request, a ``getsockname`` each time),
+and ``getPeer`` makes its address object once (twisted.web, Autobahn and the session
+each ask for it).
 
 Only connections whose transport is exactly :class:`twisted.internet.tcp.Server` are
 switched (their class becomes a subclass of it, the same object stays): TLS, wrapped and
@@ -84,6 +86,9 @@ _CLASS_ATTRIBUTES = (
 _INSTANCE_ATTRIBUTES = ("socket", "_tempDataBuffer", "_tempDataLen", "reactor")
 
 _log = Logger()
+
+# One for every connection closed here, as Twisted's reactor has one for those it closes.
+_CONNECTION_DONE = Failure(ConnectionDone())
 
 
 def _looksAsExpected() -> bool:
@@ -156,12 +161,15 @@ class _WriteThroughServer(_Server):
 
     :ivar _flusher: This reactor's :class:`_Flusher`.
     :ivar _queued: Is this connection with the flusher, for this iteration?
+    :ivar _closeAtFlush: Was C{loseConnection} called in this iteration, to be done at
+        its end (see L{_close})?
     """
 
     _flusher: _Flusher
     _queued = False
     _closeAtFlush = False
     _hostAddress: Optional[IAddress] = None
+    _peerAddress: Optional[IAddress] = None
 
     def _canSend(self) -> bool:
         producer = self.producer
@@ -272,7 +280,7 @@ class _WriteThroughServer(_Server):
             if self._tempDataBuffer:
                 return  # the kernel took part: Twisted's doWrite sends the rest, closes
         self.reactor.removeWriter(self)  # type: ignore[attr-defined]
-        self.connectionLost(Failure(ConnectionDone()))
+        self.connectionLost(_CONNECTION_DONE)
 
     def _handOver(self) -> None:
         """
@@ -296,6 +304,12 @@ class _WriteThroughServer(_Server):
         if host is None:
             host = self._hostAddress = _Server.getHost(self)
         return host
+
+    def getPeer(self) -> IAddress:
+        peer = self._peerAddress
+        if peer is None:
+            peer = self._peerAddress = _Server.getPeer(self)
+        return peer
 
 
 def adopt(transport: ITransport) -> bool:

@@ -482,6 +482,14 @@ class WriteThroughTests(TestCase):
         self.assertEqual(first, tcp.Server.getHost(pair.transport))
         self.assertEqual(first, pair.client.transport.getPeer())  # type: ignore[union-attr]
 
+    async def test_peerMadeOnce(self) -> None:
+        """getPeer answers what Twisted's transport answers, the same object each time."""
+        (pair,) = await connect(self)
+        first = pair.transport.getPeer()
+        self.assertIs(pair.transport.getPeer(), first)
+        self.assertEqual(first, tcp.Server.getPeer(pair.transport))
+        self.assertEqual(first, pair.client.transport.getHost())  # type: ignore[union-attr]
+
     async def test_slowReader(self) -> None:
         """A reader with small buffers that keeps pausing gets every byte, in order, whatever mix of immediate and in-read writes made them."""
         (pair,) = await connect(self)
