@@ -37,7 +37,8 @@ are sent.
 The addresses of the connection are made once: ``getHost`` reads the socket once, not on
 every request (twisted.web asks for it for each request, a ``getsockname`` each time),
 and ``getPeer`` makes its address object once (twisted.web, Autobahn and the session
-each ask for it).
+each ask for it); ``setTcpNoDelay`` calls ``setsockopt`` only to change the option
+(twisted.web's channel turns it on, then the websocket asks for it again).
 
 Only connections whose transport is exactly :class:`twisted.internet.tcp.Server` are
 switched (their class becomes a subclass of it, the same object stays): TLS, wrapped and
@@ -170,6 +171,7 @@ class _WriteThroughServer(_Server):
     _closeAtFlush = False
     _hostAddress: Optional[IAddress] = None
     _peerAddress: Optional[IAddress] = None
+    _noDelay: Optional[bool] = None
 
     def _canSend(self) -> bool:
         producer = self.producer
@@ -304,6 +306,14 @@ class _WriteThroughServer(_Server):
         if host is None:
             host = self._hostAddress = _Server.getHost(self)
         return host
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        # twisted.web's channel turns it on for every connection, then the websocket
+        # that takes the connection over asks again: one setsockopt is enough.
+        enabled = bool(enabled)
+        if enabled is not self._noDelay:
+            _Server.setTcpNoDelay(self, enabled)
+            self._noDelay = enabled
 
     def getPeer(self) -> IAddress:
         peer = self._peerAddress

@@ -224,10 +224,15 @@ class CountingSocket:
         self.real = real
         self.sent: list[bytes] = []
         self.names = 0
+        self.options = 0
 
     def send(self, data: Any) -> int:
         self.sent.append(bytes(data))
         return self.real.send(data)
+
+    def setsockopt(self, *args: Any) -> Any:
+        self.options += 1
+        return self.real.setsockopt(*args)
 
     def getsockname(self) -> Any:
         self.names += 1
@@ -481,6 +486,16 @@ class WriteThroughTests(TestCase):
         self.assertIs(first, second)
         self.assertEqual(first, tcp.Server.getHost(pair.transport))
         self.assertEqual(first, pair.client.transport.getPeer())  # type: ignore[union-attr]
+
+    async def test_noDelaySetOnce(self) -> None:
+        """setTcpNoDelay calls setsockopt only to change the option, and the option is what was asked last."""
+        (pair,) = await connect(self)
+        counting = CountingSocket(pair.transport.socket)
+        pair.transport.socket = counting
+        for enabled, calls in [(True, 1), (True, 1), (1, 1), (False, 2), (False, 2), (True, 3)]:
+            pair.transport.setTcpNoDelay(enabled)  # type: ignore[arg-type]
+            self.assertEqual(counting.options, calls)
+            self.assertEqual(bool(pair.transport.getTcpNoDelay()), bool(enabled))
 
     async def test_peerMadeOnce(self) -> None:
         """getPeer answers what Twisted's transport answers, the same object each time."""
