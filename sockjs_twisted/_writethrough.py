@@ -185,13 +185,17 @@ class _WriteThroughServer(_Server):
             and (producer is None or self.streamingProducer)
         )
 
+    def _mayQueue(self) -> bool:
+        """
+        May what is written now wait for the end of the turn: nothing waits in Twisted's
+        buffer but this turn's writes, and nothing needs Twisted's own path?
+        """
+        return (
+            not self.dataBuffer and (self._queued or not self._tempDataBuffer) and self._canSend()
+        )
+
     def write(self, data: bytes) -> None:
-        if (
-            type(data) is bytes
-            and not self.dataBuffer
-            and (self._queued or not self._tempDataBuffer)
-            and self._canSend()
-        ):
+        if type(data) is bytes and self._mayQueue():
             if data:
                 self._tempDataBuffer.append(data)
                 self._tempDataLen += len(data)
@@ -204,7 +208,7 @@ class _WriteThroughServer(_Server):
             if type(chunk) is not bytes:
                 _Server.writeSequence(self, iovec)  # raises TypeError, as Twisted does
                 return
-        if not self.dataBuffer and (self._queued or not self._tempDataBuffer) and self._canSend():
+        if self._mayQueue():
             size = 0
             for chunk in iovec:
                 size += len(chunk)
@@ -216,16 +220,7 @@ class _WriteThroughServer(_Server):
         _Server.writeSequence(self, iovec)
 
     def loseConnection(self) -> None:  # type: ignore[override]
-        if (
-            self.connected
-            and not self.disconnecting
-            and not self._writeDisconnecting
-            and not self._aborting
-            and not self.TLS
-            and self.producer is None
-            and not self.dataBuffer
-            and (self._queued or not self._tempDataBuffer)
-        ):
+        if self.producer is None and self._mayQueue():
             # Closed at the end of the iteration, after what it wrote: no watching
             # the socket for writability first (see _flush).
             self.stopReading()
