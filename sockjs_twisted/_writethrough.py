@@ -16,18 +16,25 @@ error too, for ``doWrite`` to find as it finds it today.
 Why not send in ``write()`` itself, as asyncio and Node.js do: that was measured
 (``bash bench/run``, CPython, xhr polling with 100 sessions), and sending at once did
 fewer system calls per request but cost more CPU per request than Twisted's own
-deferred writes (about 4,500 against 5,300 requests per server-CPU second), while
-sending at the end of the iteration did best (about 5,900): the sends of one iteration go
-out together, after all the reads, and each connection's writes of the iteration are
-joined in one ``send``.  A lone message (a websocket echo at a low rate) pays one
+deferred writes (about 4,500 against 5,300 cycles per server-CPU second), while
+sending at the end of the iteration did best (5,900 to 6,600): the sends of one
+iteration go out together, after all the reads, and each connection's writes of the
+iteration are joined in one ``send``.  A lone message (a websocket echo at a low rate) pays one
 ``callLater(0)`` instead of the two ``epoll_ctl`` and the extra ``epoll_wait``.
 
 Nothing is sent directly unless nothing else waits: Twisted's buffer holds only what
 this iteration wrote (the reactor is not watching the socket), connected, not closing
 (``loseConnection``, ``loseWriteConnection``, ``abortConnection``), no TLS
 (``startTLS``), no paused producer and no pull producer (which Twisted asks for more
-each time its buffer drains).  Otherwise the ordinary ``write`` runs, and at the end of
-the iteration the reactor is asked to watch the socket, as Twisted does at once.
+each time its buffer drains).  Otherwise Twisted's own ``write`` runs, and the reactor
+watches the socket at once; bytes of the turn that can no longer be sent directly at its
+end are left to Twisted the same way.
+
+``loseConnection`` is done at the end of the turn too: the turn's bytes are sent, the
+socket is closed and ``connectionLost`` is called with ``ConnectionDone``, as Twisted's
+``doWrite`` and reactor do once the buffer is empty, without the reactor watching the
+socket first.  With a producer registered, or bytes the kernel does not take, the close
+is left to Twisted.
 
 The producer rule stays Twisted's: a streaming producer is paused when the bytes waiting
 in the transport's buffer exceed ``bufferSize`` (checked on each write, as Twisted does;
