@@ -15,6 +15,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from . import _httpfast
+from ._deadline import waitRest
 from ._leanweb import SUPPORTED as _LEAN_SUPPORTED
 from ._leanweb import LeanRequest
 from ._resource import SockJSResource
@@ -120,9 +121,8 @@ class _SockJSChannel(HTTPChannel):
         deadline = self._idleDeadline
         if deadline is None:
             return
-        left = deadline - self.site.reactor.seconds()
-        if left > 1e-6:  # not a rounding error of the reactor's arithmetic
-            self._idleCall = self.callLater(left, self._checkIdle)
+        self._idleCall = waitRest(self.site.reactor, deadline, self._checkIdle)
+        if self._idleCall is not None:
             return
         self._idleDeadline = None
         self.timeoutConnection()

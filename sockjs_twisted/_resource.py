@@ -66,6 +66,18 @@ class _SessionURL:
         raise NotImplementedError("a leaf")
 
 
+def _validId(segment: bytes) -> Optional[str]:
+    """
+    A server or session id segment of a URL, decoded, or C{None} if it is not one.
+    """
+    if not segment or b"." in segment or len(segment) > MAX_ID_LENGTH:
+        return None
+    try:
+        return segment.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
 def _rawSegments(request: IRequest, routed: int) -> Optional[list[bytes]]:
     """
     The raw (not percent-decoded) path segments after the first C{routed} ones, or
@@ -193,20 +205,8 @@ class SockJSResource(Resource):
         if len(segments) == 3:
             server, session, name = segments
             transport = self._transports.get(name)
-            if (
-                transport is None
-                or not server
-                or not session
-                or b"." in server
-                or b"." in session
-                or len(server) > MAX_ID_LENGTH
-                or len(session) > MAX_ID_LENGTH
-            ):
-                return self._notFound
-            try:
-                server.decode("utf-8")
-                sessionId = session.decode("utf-8")
-            except UnicodeDecodeError:
+            sessionId = _validId(session)
+            if transport is None or sessionId is None or _validId(server) is None:
                 return self._notFound
             return _SessionURL(transport, sessionId)
         if len(segments) != 1:

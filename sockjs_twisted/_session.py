@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IPush
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from ._deadline import waitRest
 from ._framing import HEARTBEAT_FRAME, OPEN_FRAME, IncompleteUTF8, closeFrame
 from .interfaces import ISessionSink, ISockJSTransport
 
@@ -927,11 +928,9 @@ class Session:
     def _expire(self) -> None:
         self._timer = None
         expireAt = self._expireAt
-        clock = self._factory.clock
         if expireAt is not None:
-            left = expireAt - clock.seconds()
-            if left > 1e-6:  # not a rounding error of the clock's arithmetic
-                self._timer = clock.callLater(left, self._expire)
+            self._timer = waitRest(self._factory.clock, expireAt, self._expire)
+            if self._timer is not None:
                 return
         self._expireAt = None
         self._reap()

@@ -179,6 +179,23 @@ class Connected:
     def transport(self) -> Any:
         return self.server.transport
 
+    def askInRead(self, answer: Callable[[bytes], None]) -> None:
+        """Have the client send C{?}: the server runs C{answer} in the read of it."""
+        self.server.onData = answer
+        self.client.transport.write(b"?")  # type: ignore[union-attr]
+
+    async def ended(self, test: TestCase) -> Failure:
+        """
+        Wait for both ends to lose the connection; the server's end must lose it once.
+
+        :return: Why the server's end lost it.
+        """
+        await self.client.lost
+        await until(lambda: bool(self.server.reasons))
+        await tick(0.01)
+        test.assertEqual(len(self.server.reasons), 1)
+        return self.server.reasons[0]
+
 
 async def connect(
     test: TestCase, writeThrough: bool = True, clients: int = 1, halfClose: bool = False
@@ -247,26 +264,33 @@ class AdoptTests(SynchronousTestCase):
     Which transports are switched.
     """
 
+    def unconnected(self, cls: type[tcp.Server] = tcp.Server) -> Any:
+        """A server transport of class C{cls} on a socket that is not connected."""
+        sock = socket.socket()
+        self.addCleanup(sock.close)
+        server = cls(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
+        self.addCleanup(server.stopReading)
+        return server
+
+    def channelOn(self, site: SockJSFactory, transport: Any) -> None:
+        """Connect a channel of C{site} to C{transport}, lost at cleanup."""
+        channel = site.buildProtocol(None)
+        channel.makeConnection(transport)
+        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+
     def test_siteSwitchesPlainTCP(self) -> None:
         """A SockJSSite switches an exact tcp.Server to write-through, and nothing else."""
         site = SockJSFactory(Factory.forProtocol(Protocol), reactor=reactor)
         self.assertTrue(site.writeThrough)
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        server = tcp.Server(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
-        channel = site.buildProtocol(None)
-        channel.makeConnection(server)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        server = self.unconnected()
+        self.channelOn(site, server)
         self.assertIs(type(server), _writethrough._WriteThroughServer)
 
     def test_stringTransportUntouched(self) -> None:
         """A test transport (or any other transport) keeps its class."""
         site = SockJSFactory(Factory.forProtocol(Protocol), reactor=reactor)
         transport = StringTransport()
-        channel = site.buildProtocol(None)
-        channel.makeConnection(transport)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        self.channelOn(site, transport)
         self.assertIs(type(transport), StringTransport)
 
     def test_subclassUntouched(self) -> None:
@@ -275,10 +299,7 @@ class AdoptTests(SynchronousTestCase):
         class Other(tcp.Server):
             pass
 
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        server = Other(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
+        server = self.unconnected(Other)
         self.assertFalse(adopt(server))
         self.assertIs(type(server), Other)
 
@@ -286,21 +307,13 @@ class AdoptTests(SynchronousTestCase):
         """write_through=False leaves Twisted's transport as it is."""
         site = SockJSFactory(Factory.forProtocol(Protocol), reactor=reactor, write_through=False)
         self.assertFalse(site.writeThrough)
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        server = tcp.Server(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
-        channel = site.buildProtocol(None)
-        channel.makeConnection(server)
-        self.addCleanup(channel.connectionLost, Failure(ConnectionDone()))
+        server = self.unconnected()
+        self.channelOn(site, server)
         self.assertIs(type(server), tcp.Server)
 
     def test_alreadyWrittenUntouched(self) -> None:
         """A transport with bytes already in Twisted's buffer is not switched."""
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        server = tcp.Server(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
+        server = self.unconnected()
         server.write(b"x")
         self.addCleanup(server.stopWriting)
         self.assertFalse(adopt(server))
@@ -310,10 +323,7 @@ class AdoptTests(SynchronousTestCase):
         """If Twisted's internals are not what the module expects, nothing is switched."""
         self.patch(_writethrough, "_SUPPORTED", False)
         self.assertFalse(_writethrough.supported())
-        sock = socket.socket()
-        self.addCleanup(sock.close)
-        server = tcp.Server(sock, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
+        server = self.unconnected()
         self.assertFalse(adopt(server))
         self.assertIs(type(server), tcp.Server)
 
@@ -379,8 +389,7 @@ class WriteThroughTests(TestCase):
             pair.transport.write(b"a")
             pair.transport.writeSequence([b"b", b"", b"c"])
 
-        pair.server.onData = answer
-        pair.client.transport.write(b"?")  # type: ignore[union-attr]
+        pair.askInRead(answer)
         await until(lambda: len(pair.client.received) == 3)
         pair.transport.write(b"d")
         pair.transport.writeSequence([])
@@ -416,13 +425,9 @@ class WriteThroughTests(TestCase):
         pair.transport.socket = counting
         pair.transport.write(b"queued")
         pair.transport.abortConnection()
-        await pair.client.lost
-        await until(lambda: bool(pair.server.reasons))
-        await tick(0.01)
+        (await pair.ended(self)).trap(ConnectionAborted)
         self.assertEqual(counting.sent, [])
         self.assertEqual(bytes(pair.client.received), b"")
-        pair.server.reasons[0].trap(ConnectionAborted)
-        self.assertEqual(len(pair.server.reasons), 1)
 
     async def test_closedAtEndOfIteration(self) -> None:
         """loseConnection after writes: at the end of the iteration the writes leave in one send and the connection closes, without the reactor ever watching the socket; connectionLost comes once, with ConnectionDone."""
@@ -468,12 +473,8 @@ class WriteThroughTests(TestCase):
             pair.transport.write(b"dropped")
             pair.transport.loseConnection()
             pair.transport.abortConnection()
-            await pair.client.lost
-            await until(lambda pair=pair: bool(pair.server.reasons))  # type: ignore[misc]
-            await tick(0.01)
+            (await pair.ended(self)).trap(ConnectionAborted)
             self.assertEqual(bytes(pair.client.received), b"", writeThrough)
-            self.assertEqual(len(pair.server.reasons), 1)
-            pair.server.reasons[0].trap(ConnectionAborted)
 
     async def test_hostReadOnce(self) -> None:
         """getHost answers what Twisted's transport answers, reading the socket's address once."""
@@ -589,11 +590,9 @@ class WriteThroughTests(TestCase):
         pair.transport.loseConnection()
         pair.transport.write(b"!")  # still buffered, as Twisted does while disconnecting
         pair.client.transport.resumeProducing()  # type: ignore[union-attr]
-        await pair.client.lost
+        await pair.ended(self)
         pair.client.reasons[0].trap(ConnectionDone)
         self.assertEqual(bytes(pair.client.received), data + b"!")
-        await until(lambda: bool(pair.server.reasons))
-        self.assertEqual(len(pair.server.reasons), 1)
 
     async def test_loseConnectionInRead(self) -> None:
         """Writes and loseConnection in one read: the writes arrive, then a clean close."""
@@ -604,13 +603,10 @@ class WriteThroughTests(TestCase):
             pair.transport.loseConnection()
             pair.transport.write(b"!")
 
-        pair.server.onData = answer
-        pair.client.transport.write(b"?")  # type: ignore[union-attr]
-        await pair.client.lost
+        pair.askInRead(answer)
+        await pair.ended(self)
         pair.client.reasons[0].trap(ConnectionDone)
         self.assertEqual(bytes(pair.client.received), b"bye!")
-        await until(lambda: bool(pair.server.reasons))
-        self.assertEqual(len(pair.server.reasons), 1)
 
     async def test_halfClose(self) -> None:
         """loseWriteConnection after writes (in a read and outside): the peer reads them all, then the end; the connection still reads."""
@@ -623,18 +619,15 @@ class WriteThroughTests(TestCase):
                 pair.transport.loseWriteConnection()
                 pair.transport.write(b"third")
 
-        pair.server.onData = answer
-        pair.client.transport.write(b"?")  # type: ignore[union-attr]
+        pair.askInRead(answer)
         await until(lambda: pair.client.readEnded)
         self.assertEqual(bytes(pair.client.received), b"first,second,third")
         pair.client.transport.write(b"still")  # type: ignore[union-attr]
         await until(lambda: pair.server.received.endswith(b"still"))
         pair.transport.write(b"ignored")  # the write side is closed
         pair.client.transport.loseConnection()  # type: ignore[union-attr]
-        await pair.client.lost
-        await until(lambda: bool(pair.server.reasons))
+        await pair.ended(self)
         self.assertEqual(bytes(pair.client.received), b"first,second,third")
-        self.assertEqual(len(pair.server.reasons), 1)
 
     async def test_abortInRead(self) -> None:
         """After abortConnection nothing more is sent, and connectionLost comes once, with ConnectionAborted.  (What was written before it may have been sent already, as with asyncio's abort: the kernel had it.)"""
@@ -645,14 +638,9 @@ class WriteThroughTests(TestCase):
             pair.transport.abortConnection()
             pair.transport.write(b"never")
 
-        pair.server.onData = answer
-        pair.client.transport.write(b"?")  # type: ignore[union-attr]
-        await pair.client.lost
-        await until(lambda: bool(pair.server.reasons))
+        pair.askInRead(answer)
+        (await pair.ended(self)).trap(ConnectionAborted)
         self.assertIn(bytes(pair.client.received), (b"", b"before"))
-        pair.server.reasons[0].trap(ConnectionAborted)
-        await tick(0.01)
-        self.assertEqual(len(pair.server.reasons), 1)
 
     async def _resetWhileWriting(self, writeThrough: bool) -> Failure:
         (pair,) = await connect(self, writeThrough=writeThrough)
