@@ -196,12 +196,9 @@ class SockJSResource(Resource):
         # Route on the raw segments, as sockjs-node does: twisted.web has percent-decoded
         # them, and a proxy with path rules in front sees them raw.  The prefix above this
         # resource was matched decoded, so it must have been sent as it is.
-        prepath = request.prepath  # type: ignore[attr-defined]
-        routed = len(prepath) - 1
-        raw = request.path.split(b"/")[1:]  # type: ignore[attr-defined]
-        if raw[:routed] != prepath[:routed]:
+        segments = _rawSegments(request, len(request.prepath) - 1)  # type: ignore[attr-defined]
+        if segments is None:
             return self._notFound
-        segments = raw[routed:]
         if len(segments) == 3:
             server, session, name = segments
             transport = self._transports.get(name)
