@@ -11,6 +11,7 @@ from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactor
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from ._deadline import Timers
 from ._framing import closeFrame, decodeWritten, quoteMessage
 from ._options import SockJSOptions
 from ._session import GO_AWAY, INTERNAL_ERROR, SHUTDOWN, ConnectionInfo, Session
@@ -31,6 +32,7 @@ class SessionRegistry:
 
     :ivar options: The endpoint's options.
     :ivar clock: The reactor's clock that drives every timer.
+    :ivar timers: The sessions' heartbeat and disconnect timers, behind one of C{clock}.
     :ivar highWater: Queued bytes past which a session pauses its protocol's producer.
     :ivar maxQueue: Queued bytes past which a session is closed (its protocol ignores
         backpressure): the C{max_queue_size} option.
@@ -57,6 +59,7 @@ class SessionRegistry:
         self.factory = factory
         self.options = options
         self.clock: IReactorTime = reactor  # type: ignore[assignment]
+        self.timers = Timers(self.clock)
         self.heartbeatDelay = options.heartbeat_delay
         self.disconnectDelay = options.disconnect_delay
         self.highWater = highWater

@@ -20,7 +20,7 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IProtocol, IPush
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ._deadline import waitRest
+from ._deadline import Timer, waitRest
 from ._framing import HEARTBEAT_FRAME, OPEN_FRAME, IncompleteUTF8, closeFrame
 from .interfaces import ISessionSink, ISockJSTransport
 
@@ -366,7 +366,7 @@ class Session:
         self._queuedBytes = 0
         self._tail = b""
         self._sink: Optional[ISessionSink] = None
-        self._timer: Optional[IDelayedCall] = None
+        self._timer: Optional[Timer] = None
         # When _timer is the disconnect timer: the instant the session expires (the
         # timer may fire earlier and move itself there).
         self._expireAt: Optional[float] = None
@@ -905,7 +905,7 @@ class Session:
 
     def _startHeartbeat(self) -> None:
         if self._framed:
-            self._timer = self._factory.clock.callLater(
+            self._timer = self._factory.timers.callLater(
                 self._factory.heartbeatDelay, self._heartbeat
             )
 
@@ -920,7 +920,7 @@ class Session:
             self._startHeartbeat()
 
     def _startDisconnect(self) -> None:
-        timer = self._timer = self._factory.clock.callLater(
+        timer = self._timer = self._factory.timers.callLater(
             self._factory.disconnectDelay, self._expire
         )
         self._expireAt = timer.getTime()
@@ -929,7 +929,7 @@ class Session:
         self._timer = None
         expireAt = self._expireAt
         if expireAt is not None:
-            self._timer = waitRest(self._factory.clock, expireAt, self._expire)
+            self._timer = waitRest(self._factory.timers, expireAt, self._expire)
             if self._timer is not None:
                 return
         self._expireAt = None

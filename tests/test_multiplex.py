@@ -21,6 +21,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface.verify import verifyObject
 
+from sockjs_twisted._deadline import Timers
 from sockjs_twisted._options import SockJSOptions
 from sockjs_twisted._registry import SessionRegistry
 from sockjs_twisted.interfaces import ISockJSTransport
@@ -38,10 +39,17 @@ from ._harness import sockjsClient
 
 def scheduled(clock: Clock) -> list[str]:
     """
-    What C{clock} will call: a session keeps its heartbeat; a channel's delivery of held
-    messages shows as C{_drainHeld}.
+    What C{clock} will call: a session keeps its heartbeat (behind its registry's
+    L{Timers}); a channel's delivery of held messages shows as C{_drainHeld}.
     """
-    return sorted(call.func.__name__ for call in clock.getDelayedCalls())  # type: ignore[attr-defined]
+    names = []
+    for call in clock.getDelayedCalls():
+        owner = getattr(call.func, "__self__", None)  # type: ignore[attr-defined]
+        if isinstance(owner, Timers):
+            names += [timer.func.__name__ for timer in owner.getDelayedCalls()]  # type: ignore[union-attr]
+        else:
+            names.append(call.func.__name__)  # type: ignore[attr-defined]
+    return sorted(names)
 
 
 def writeUntil(write: Any, done: Any, chunk: bytes = b"f" * 4096) -> None:

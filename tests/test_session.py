@@ -379,6 +379,20 @@ class TimerTests(SessionTestCase):
         self.assertIs(self.factory.getSession("s"), session)
         self.assertEqual(session.readyState, OPEN)
 
+    def test_oneReactorTimerForAllSessions(self) -> None:
+        """The heartbeats of many sessions wait behind one reactor timer, and all beat."""
+        sinks = [self.open(f"s{i}")[1] for i in range(100)]
+        self.clock.advance(0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.clock.advance(25)
+        self.assertEqual({tuple(sink.frames) for sink in sinks}, {("o", "h")})
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        for sink in sinks:
+            sink.end()
+        self.clock.advance(5)
+        self.assertEqual(self.factory.timers.pending(), 0)
+        self.assertNoTimers()
+
     def test_customDelays(self) -> None:
         """heartbeat_delay and disconnect_delay are honoured."""
         self.factory = self.makeFactory(heartbeat_delay=2, disconnect_delay=1)
