@@ -7,12 +7,19 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-from twisted.internet.interfaces import IDelayedCall, IProtocolFactory, IReactorTime, ITransport
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    IProtocolFactory,
+    IReactorTime,
+    ITransport,
+)
 from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _ChunkedTransferDecoder
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
+from zope.interface import alsoProvides
 
 from . import _httpfast
 from ._deadline import waitRest
@@ -57,7 +64,8 @@ class _SockJSChannel(HTTPChannel):
     Lingering close, as nginx and Apache do it: after the answer nothing more is written
     (the write side is shut down where the transport can do that), and what the client
     still sends is read and thrown away, so that it is not reset while sending and can
-    read the answer.  The connection is closed when the client closes, when it has sent
+    read the answer.  The connection is closed (the answer sent first) when the client
+    ends its sending or closes, when it has sent
     nothing for C{lingerTimeout} seconds, after C{lingerTime} seconds in all, or once
     C{lingerSize} bytes have been thrown away.
 
@@ -251,12 +259,30 @@ class _SockJSChannel(HTTPChannel):
         # transport's flow control.
         self._networkProducer.unregisterProducer()
         self._networkProducer.resumeProducing()
+        # From now on the client's end of sending does not drop the answer (see
+        # readConnectionLost).
+        alsoProvides(self, IHalfCloseableProtocol)
         # Half-close where the transport itself can (TCP): the client reads the answer
         # and then the end of it.  A wrapper (TLS) only looks as if it could.
         if getattr(type(transport), "loseWriteConnection", None) is not None:
             transport.loseWriteConnection()  # type: ignore[attr-defined]
         self._lingerIdle = self.callLater(self.lingerTimeout, self._endLinger)
         self._lingerEnd = self.callLater(self.lingerTime, self._endLinger)
+
+    def readConnectionLost(self) -> None:
+        """
+        The client has sent all it will (C{IHalfCloseableProtocol}, which a refused
+        channel provides): close once the answer is sent.  Without it Twisted closes at
+        once, and an answer still in the transport's buffer is lost, as when a request
+        over a limit arrives whole with the client's end of sending behind it.
+        """
+        self._endLinger()
+
+    def writeConnectionLost(self) -> None:
+        """
+        The answer is sent and the write side shut down: read on until the lingering
+        close ends.
+        """
 
     def _discard(self, size: int) -> None:
         if not self.refused:

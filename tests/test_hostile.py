@@ -518,6 +518,13 @@ class RealSocketRefusalTests(TestCase):
         head = b"GET /echo/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 65536 + b"\r\n\r\n"
         self.assertEqual(await self.refused(head), HEADERS_TOO_LARGE)
 
+    async def test_headerThenEndOfSending(self) -> None:
+        """A header just over the limit, sent whole and followed by the client's end of sending, still gets 431."""
+        for size in (20_000, 40_000):
+            head = b"GET /echo/info HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * size + b"\r\n\r\n"
+            self.assertEqual(await self.refused(head), HEADERS_TOO_LARGE)
+            self.site.lost.clear()
+
     async def test_manyHeaders(self) -> None:
         """1 MB of headers gets 431."""
         many = b"".join(b"X-H%d: %s\r\n" % (i, b"a" * 1000) for i in range(1000))
