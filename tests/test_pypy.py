@@ -17,6 +17,7 @@ PYPY = os.path.join(ROOT, ".venv-pypy", "bin", "python")
 MODULES = [
     "tests.test_framing",
     "tests.test_session",
+    "tests.test_deadline",
     "tests.test_protocol",
     "tests.test_hostile",
     "tests.test_leanweb",
