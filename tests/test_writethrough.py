@@ -689,6 +689,120 @@ class WriteThroughTests(TestCase):
         self.assertLess(len(pair.client.received), 2_000_000)
 
 
+class ReadingSocket:
+    """
+    A socket whose C{recv} and C{recv_into} calls are counted (test double: everything
+    else is the real socket's).
+    """
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.recvs = 0
+        self.recvIntos = 0
+
+    def recv(self, size: int) -> bytes:
+        self.recvs += 1
+        return self.real.recv(size)
+
+    def recv_into(self, buffer: Any, size: int) -> int:
+        self.recvIntos += 1
+        return self.real.recv_into(buffer, size)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class SharedReadsTests(TestCase):
+    """
+    Reads into the buffer shared by all connections (PyPy's way; forced on here)
+    deliver what Twisted's own reads deliver.
+    """
+
+    timeout = 30
+
+    def setUp(self) -> None:
+        self.original = vars(_writethrough._WriteThroughServer)["_sharedReads"]
+        self.patch(_writethrough._WriteThroughServer, "_sharedReads", True)
+
+    def counted(self, pair: Connected) -> ReadingSocket:
+        """Count the reads of the server's end of C{pair}."""
+        sock = ReadingSocket(pair.transport.socket)
+        pair.transport.socket = sock
+        return sock
+
+    def test_pypyOnly(self) -> None:
+        """Reads go through the shared buffer on PyPy only."""
+        self.assertEqual(self.original, sys.implementation.name == "pypy")
+
+    async def test_streamInOrder(self) -> None:
+        """Bytes sent faster than they are read, more than the shared buffer holds, arrive whole, in order, as bytes, one recv_into per read, and the client's close ends the connection cleanly."""
+        (pair,) = await connect(self)
+        sock = self.counted(pair)
+        types: set[type] = set()
+        pair.server.onData = lambda data: types.add(type(data))
+        data = pattern(0, 300_000)
+        pair.client.transport.write(data)  # type: ignore[union-attr]
+        await until(lambda: len(pair.server.received) >= len(data))
+        self.assertEqual(bytes(pair.server.received), data)
+        self.assertEqual(types, {bytes})
+        self.assertGreater(sock.recvIntos, 1)
+        self.assertEqual(sock.recvs, 0)
+        pair.client.transport.loseConnection()  # type: ignore[union-attr]
+        reason = await pair.ended(self)
+        reason.trap(ConnectionDone)
+
+    async def test_readsKeptApart(self) -> None:
+        """Reads of two connections in one iteration each deliver their own bytes."""
+        first, second = await connect(self, clients=2)
+        first.client.transport.write(b"a" * 1000)  # type: ignore[union-attr]
+        second.client.transport.write(b"b" * 10)  # type: ignore[union-attr]
+        await until(lambda: len(first.server.received) + len(second.server.received) == 1010)
+        self.assertEqual(bytes(first.server.received), b"a" * 1000)
+        self.assertEqual(bytes(second.server.received), b"b" * 10)
+
+    async def test_largerBufferSize(self) -> None:
+        """A connection whose bufferSize is larger than the shared buffer reads with recv."""
+        (pair,) = await connect(self)
+        sock = self.counted(pair)
+        pair.transport.bufferSize = 2**17
+        pair.client.transport.write(b"x" * 5000)  # type: ignore[union-attr]
+        await until(lambda: len(pair.server.received) == 5000)
+        self.assertEqual(sock.recvIntos, 0)
+        self.assertGreater(sock.recvs, 0)
+
+    async def test_smallerBufferSize(self) -> None:
+        """A connection whose bufferSize is smaller reads into the shared buffer, no more than bufferSize at a time."""
+        (pair,) = await connect(self)
+        sock = self.counted(pair)
+        pair.transport.bufferSize = 1000
+        reads: list[int] = []
+        pair.server.onData = lambda data: reads.append(len(data))
+        pair.client.transport.write(b"x" * 5000)  # type: ignore[union-attr]
+        await until(lambda: len(pair.server.received) == 5000)
+        self.assertEqual(sock.recvs, 0)
+        self.assertLessEqual(max(reads), 1000)
+
+    async def test_nothingToRead(self) -> None:
+        """A read with nothing to read (EWOULDBLOCK) delivers nothing and keeps the connection."""
+        (pair,) = await connect(self)
+        self.assertIsNone(pair.transport.doRead())
+        self.assertEqual(pair.server.received, bytearray())
+        self.assertTrue(pair.transport.connected)
+
+    async def test_peerReset(self) -> None:
+        """A peer that resets the connection: one connectionLost, ConnectionLost, as with Twisted's reads."""
+        (pair,) = await connect(self)
+        sock = self.counted(pair)
+        client = pair.client.transport.getHandle()  # type: ignore[union-attr]
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        pair.client.transport.abortConnection()  # type: ignore[union-attr]
+        await until(lambda: bool(pair.server.reasons))
+        await tick(0.01)
+        self.assertEqual(len(pair.server.reasons), 1)
+        pair.server.reasons[0].trap(ConnectionLost)
+        self.assertGreater(sock.recvIntos, 0)
+
+
 class ProgramTests(TestCase):
     """
     Generated write programs (writes and write sequences of every size, in reads and in
@@ -904,10 +1018,14 @@ class FailingSocket:
 class ReadSizeTests(TestCase):
     """
     A write-through connection asks the kernel for 16 KiB, and for Twisted's
-    C{bufferSize} after a read that filled that, until a small read comes again.
+    C{bufferSize} after a read that filled that, until a small read comes again (where
+    it does not read into the shared buffer: CPython; see L{SharedReadsTests}).
     """
 
     timeout = 30
+
+    def setUp(self) -> None:
+        self.patch(_writethrough._WriteThroughServer, "_sharedReads", False)
 
     async def test_smallReadsAskForLittle(self) -> None:
         """A read of a few bytes asks for 16 KiB, not Twisted's 64 KiB."""
