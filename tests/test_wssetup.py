@@ -535,3 +535,41 @@ class LeanStateCheckTests(SynchronousTestCase):
         self.assertNoResult(closed)
         ws.dataReceived(closeFrame(1000))
         self.assertIs(self.successResultOf(closed), ws)
+
+
+class KeptStateTests(SynchronousTestCase):
+    """
+    What Autobahn's parser sets is made from the handshake when asked for, not kept.
+    """
+
+    def test_notKept(self) -> None:
+        """A connection opened from the request keeps none of the parser's derived values."""
+        ws: Any = opened(StringTransport())
+        for name in ("http_status_line", "http_request_path", "websocket_protocols", "_wskey"):
+            self.assertNotIn(name, vars(ws))
+        self.assertNotIn("peer", vars(ws))
+        self.assertIsNone(ws._handshake.answer)
+
+    def test_madeWhenAsked(self) -> None:
+        """Asked for, they are Autobahn's values, the same object each time."""
+        ws: Any = opened(StringTransport())
+        self.assertEqual(ws.http_status_line, "GET /echo/000/a/websocket HTTP/1.1")
+        self.assertEqual(ws.http_request_path, "/echo/000/a/websocket")
+        self.assertEqual(ws.http_request_params, {})
+        self.assertEqual(ws.websocket_version, 13)
+        self.assertEqual(ws.websocket_extensions_in_use, [])
+        self.assertIs(ws.websocket_protocols, ws.websocket_protocols)
+
+    def test_missingWithoutHandshake(self) -> None:
+        """A connection with no handshake taken from a request has none of them, as in Autobahn before its parser ran."""
+        site = SockJSFactory(BehavingFactory("echo", None), reactor=MemoryReactorClock())
+        gate: Any = site.sockjsResource._rawWebSocket
+        ws: Any = gate._factory.buildProtocol(None)
+        for name in ("http_status_line", "websocket_version", "websocket_extensions_in_use"):
+            self.assertFalse(hasattr(ws, name), name)
+
+    def test_extensionsInUseOnlyOnceOpened(self) -> None:
+        """websocket_extensions_in_use is missing until succeedHandshake's work is done."""
+        ws: Any = opened(StringTransport())
+        ws._openedQuietly = False
+        self.assertFalse(hasattr(ws, "websocket_extensions_in_use"))

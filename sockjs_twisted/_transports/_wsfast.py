@@ -686,6 +686,29 @@ class _PerConnection:
         return value
 
 
+class _FromHandshake(_PerConnection):
+    """
+    What Autobahn's handshake parser (or, with C{opened}, its C{succeedHandshake}) sets
+    on a connection, made on first use from the handshake taken from the request
+    (C{_handshake}); missing, as in Autobahn, on a connection that has none (or was not
+    opened quietly).
+    """
+
+    def __init__(self, make: Callable[[Any, _Handshake], Any], opened: bool = False) -> None:
+        def fromHandshake(me: Any) -> Any:
+            handshake = me._handshake
+            if handshake is None or (opened and not me._openedQuietly):
+                raise AttributeError(self._name)
+            return make(me, handshake)
+
+        super().__init__(fromHandshake)
+
+
+def _params(uri: str) -> dict[str, list[str]]:
+    query = uri.partition("?")[2]
+    return _abprotocol.parse.parse_qs(query) if query else {}
+
+
 def _transportDetails(protocol: Any) -> Any:
     details = create_transport_details(protocol.transport, protocol.is_server)
     details.channel_framing = TransportDetails.CHANNEL_FRAMING_WEBSOCKET
@@ -830,6 +853,20 @@ class HandshakeFromRequest:
     _results = _PerConnection(lambda me: {"message": None})
     _transport_details = _PerConnection(_transportDetails)
     peer = _PerConnection(lambda me: peer2str(me.transport))
+    # What Autobahn's parser would have set, from the handshake taken from the request.
+    _handshake: Optional[_Handshake] = None
+    http_status_line = _FromHandshake(lambda me, h: f"GET {h.uri} HTTP/1.1")
+    http_request_path = _FromHandshake(lambda me, h: h.uri.partition("?")[0])
+    http_request_params = _FromHandshake(lambda me, h: _params(h.uri))
+    http_request_host = _FromHandshake(lambda me, h: h.host)
+    websocket_version = _FromHandshake(lambda me, h: 13)
+    websocket_protocols = _FromHandshake(lambda me, h: [])
+    websocket_origin = _FromHandshake(lambda me, h: h.origin)
+    websocket_extensions = _FromHandshake(
+        lambda me, h: me._parseExtensionsHeader(h.extensions) if h.extensions else []
+    )
+    _wskey = _FromHandshake(lambda me, h: h.key)
+    websocket_extensions_in_use = _FromHandshake(lambda me, h: [], opened=True)
 
     def connectionMade(self) -> None:
         super().connectionMade()  # type: ignore[misc]
@@ -889,12 +926,13 @@ class HandshakeFromRequest:
             me.succeedHandshake(accepted)
             me.http_response_data = None  # a copy of the answer, for Autobahn's testsuite
             return
-        # What succeedHandshake does for this answer, which leaves with the first write.
-        me.websocket_extensions_in_use = []
+        # What succeedHandshake does for this answer, which leaves with the first write
+        # (its websocket_extensions_in_use, [], is made if it is asked for).
         stats.preopenOutgoingOctetsWireLevel += len(answer)
         me.state = _OPEN
         self._openedQuietly = True
         self._head = answer
+        handshake.answer = None  # the connection keeps the handshake, not its answer
         try:
             if ISSLTransport.providedBy(me.transport):
                 me._onOpen()  # which completes the transport details
@@ -910,32 +948,27 @@ class HandshakeFromRequest:
             me.consumeData()
 
     def _applyHandshake(self, handshake: _Handshake) -> ConnectionRequest:
+        # The rest of what Autobahn's parser sets (the status line, the path and
+        # parameters, the version, host, origin, subprotocols, extensions and key) is
+        # made from the handshake if it is asked for (see _FromHandshake): a connection
+        # keeps fewer objects.
         me: Any = self
         uri = handshake.uri
         path, _, query = uri.partition("?")
-        params = _abprotocol.parse.parse_qs(query) if query else {}
-        extensions = handshake.extensions
-        me.http_status_line = f"GET {uri} HTTP/1.1"
+        self._handshake = handshake
         me.http_headers = handshake.headers
         me.http_request_uri = uri
-        me.http_request_path = path
-        me.http_request_params = params
-        me.http_request_host = handshake.host
-        me.websocket_version = 13
-        me.websocket_protocols = []
-        me.websocket_origin = handshake.origin
-        me.websocket_extensions = me._parseExtensionsHeader(extensions) if extensions else []
-        me._wskey = handshake.key
+        peer = me.__dict__.get("peer")
         return ConnectionRequest(
-            me.peer,
+            peer2str(me.transport) if peer is None else peer,
             handshake.headers,
             handshake.host,
             path,
-            params,
+            _abprotocol.parse.parse_qs(query) if query else {},
             13,
             handshake.origin,
             [],
-            me.websocket_extensions,
+            me.websocket_extensions if handshake.extensions else [],
         )
 
     def processHandshake(self) -> None:
