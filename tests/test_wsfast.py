@@ -399,6 +399,83 @@ HANDSHAKES = {
 }
 
 
+ORIGINS = [
+    "http://example.com:8000",
+    "http://127.0.0.1:8081",
+    "https://example.com",
+    "HTTP://Example.COM",
+    "null",
+    "NULL",
+    "file:///tmp/x.html",
+    "http://",
+    "http://[::1",
+    "http://a:99999",
+    "http://a:b",
+    "ftp://example.com",
+    "example.com",
+]
+
+
+def originAnswers(patterns: Optional[list[str]]) -> list[bytes]:
+    """
+    On one site (of the fast path and Autobahn's alike), a handshake with each of
+    L{ORIGINS}, twice: what each got, the answer's variable key line left out.
+    """
+    site = SockJSFactory(RecordingFactory(), reactor=MemoryReactorClock(), prefix="/echo")
+    if patterns is not None:
+        gate: Any = site.sockjsResource._transports[b"websocket"]
+        gate._factory.setProtocolOptions(allowedOrigins=patterns)
+    answers = []
+    for origin in ORIGINS * 2:
+        transport = StringTransport()
+        protocol = site.buildProtocol(None)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        lines = ["GET /echo/000/a/websocket HTTP/1.1"] + [f"{k}: {v}" for k, v in BASE_HEADERS]
+        lines.append(f"Origin: {origin}")
+        protocol.dataReceived(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answers.append(transport.value().split(b"\r\n", 1)[0])
+    return answers
+
+
+class OriginTests(SynchronousTestCase):
+    """
+    Autobahn's verdict on an origin, kept per origin, is the verdict of Autobahn's parser.
+    """
+
+    def assertSameVerdicts(self, patterns: Optional[list[str]]) -> list[bytes]:
+        fast = originAnswers(patterns)
+        self.patch(HandshakeFromRequest, "handshakeFromRequest", False)
+        plain = originAnswers(patterns)
+        self.assertEqual(fast, plain)
+        return fast
+
+    def test_everyOrigin(self) -> None:
+        """Valid, null, file and junk origins get the same answer, first and again."""
+        answers = self.assertSameVerdicts(None)
+        self.assertIn(b"HTTP/1.1 101 Switching Protocols", answers[len(ORIGINS) :])
+        self.assertNotEqual(set(answers), {b"HTTP/1.1 101 Switching Protocols"})
+
+    def test_allowedOrigins(self) -> None:
+        """With Autobahn's allowedOrigins set, the same origins are refused."""
+        answers = self.assertSameVerdicts(["http://example.com:*"])
+        self.assertIn(b"HTTP/1.1 101 Switching Protocols", answers)
+        self.assertTrue(
+            any(a.startswith(b"HTTP/1.1 400 WebSocket connection denied") for a in answers)
+        )
+
+    def test_bounded(self) -> None:
+        """At most so many verdicts are kept."""
+        self.patch(_wsfast, "_MAX_ORIGINS", 3)
+        site = SockJSFactory(RecordingFactory(), reactor=MemoryReactorClock(), prefix="/echo")
+        gate: Any = site.sockjsResource._transports[b"websocket"]
+        factory = gate._factory
+        cls = factory.leanProtocolClass()
+        for i in range(10):
+            self.assertTrue(_wsfast._originAllowed(cls, factory, f"http://h{i}"))
+        self.assertEqual(len(cls._originVerdicts), 3)
+
+
 class HandshakeTests(SynchronousTestCase):
     """
     The handshake answered from twisted.web's request is the one Autobahn's parser gives.

@@ -561,6 +561,40 @@ class _Handshake:
         self.answer = answer
 
 
+def _originAllowed(cls: Any, factory: Any, origin: str) -> bool:
+    """
+    Would Autobahn's parser accept the C{Origin} header C{origin} (stripped, not empty)
+    for a connection of class C{cls} (a protocol class of a :class:`LeanProtocolFactory`,
+    made again when the options change) and C{factory}?  The verdicts are kept on the
+    class, per origin and the factory's settings that they depend on, a bounded number
+    (browsers send the origin of the page, clients may send anything).
+    """
+    secure = bool(factory.isSecure)
+    port = factory.externalPort or factory.port
+    key = (origin, secure, port, bool(factory.allowNullOrigin))
+    verdicts: dict[tuple[str, bool, Any, bool], bool] = cls.__dict__.get("_originVerdicts")
+    if verdicts is None:
+        verdicts = {}
+        cls._originVerdicts = verdicts
+    allowed = verdicts.get(key)
+    if allowed is not None:
+        return allowed
+    try:
+        originTuple = _abprotocol._url_to_origin(origin)
+    except ValueError:
+        allowed = False
+    else:
+        allowed = (originTuple == "null" and key[3]) or _abprotocol._is_same_origin(
+            originTuple, "https" if secure else "http", port, cls.allowedOriginsPatterns
+        )
+    if len(verdicts) < _MAX_ORIGINS:
+        verdicts[key] = allowed
+    return allowed
+
+
+_MAX_ORIGINS = 1000
+
+
 def readHandshake(cls: Any, factory: Any, request: IRequest) -> Optional[_Handshake]:
     """
     Check the upgrade request C{request} as Autobahn's parser would for a protocol of
@@ -623,19 +657,8 @@ def readHandshake(cls: Any, factory: Any, request: IRequest) -> Optional[_Handsh
         if not port.strip().isdigit():
             return None
     originText = origin.decode("latin-1").strip()
-    if originText:
-        try:
-            originTuple = _abprotocol._url_to_origin(originText)
-        except ValueError:
-            return None
-        if not (originTuple == "null" and factory.allowNullOrigin):
-            if not _abprotocol._is_same_origin(
-                originTuple,
-                "https" if factory.isSecure else "http",
-                factory.externalPort or factory.port,
-                cls.allowedOriginsPatterns,
-            ):
-                return None
+    if originText and not _originAllowed(cls, factory, originText):
+        return None
     answer = None
     if not extensions:
         head = factory.answerHead()
