@@ -152,6 +152,23 @@ def parseHead(data: bytes, maxLine: int, maxTotal: int, maxHeaders: int) -> Opti
     return method, target, version, raw, length, end
 
 
+# Request factories (classes, as a rule): do they provide INonQueuedRequestFactory?  On
+# PyPy, asking zope.interface about a subclass of twisted.web's Request raises and
+# catches an AttributeError inside it every time.
+_nonQueued: dict[Any, bool] = {}
+_MAX_FACTORIES = 100
+
+
+def _isNonQueued(factory: Any) -> bool:
+    nonQueued = bool(INonQueuedRequestFactory.providedBy(factory))
+    try:
+        if len(_nonQueued) < _MAX_FACTORIES:
+            _nonQueued[factory] = nonQueued
+    except TypeError:
+        pass  # not hashable: asked each time
+    return nonQueued
+
+
 def _between(channel: Any) -> bool:
     # Line mode, no request begun (and no stray empty line eaten), a connection that
     # still takes requests, nothing refused, nothing paused.
@@ -197,7 +214,13 @@ def receive(channel: Any, data: bytes) -> bool:
         while True:
             method, target, version, raw, length, end = head
             factory = channel.requestFactory
-            if INonQueuedRequestFactory.providedBy(factory):
+            try:
+                nonQueued = _nonQueued.get(factory)
+            except TypeError:  # not hashable
+                nonQueued = None
+            if nonQueued is None:
+                nonQueued = _isNonQueued(factory)
+            if nonQueued:
                 request = factory(channel)
             else:
                 request = factory(channel, len(channel.requests))

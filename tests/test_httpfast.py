@@ -642,6 +642,84 @@ class FastPathTakenTests(SynchronousTestCase):
         self.assertEqual(len(self.lines), 4)
 
 
+class RequestFactoryTests(SynchronousTestCase):
+    """
+    The channel's request factory is called as twisted.web calls it: with the channel
+    alone if it provides INonQueuedRequestFactory, with the queue position too if not;
+    which kind it is, is asked once per factory.
+    """
+
+    def setUp(self) -> None:
+        self.asked: list[Any] = []
+        real = _httpfast.INonQueuedRequestFactory
+
+        class Counting:
+            @staticmethod
+            def providedBy(factory: Any) -> bool:
+                self.asked.append(factory)
+                return bool(real.providedBy(factory))
+
+        self.patch(_httpfast, "INonQueuedRequestFactory", Counting)
+        self.patch(_httpfast, "_nonQueued", {})
+
+    def feedTwice(self, wrap: Any) -> list[tuple[Any, ...]]:
+        """Two polls, each on a channel whose request factory is C{wrap(original)}."""
+        calls: list[tuple[Any, ...]] = []
+        for _ in range(2):
+            run = Run(True)
+            original = run.channel.requestFactory
+            run.channel.requestFactory = wrap(original, calls)
+            run.feed([XHR])
+            self.assertIn(b"o\n", run.transport.value())
+        return calls
+
+    def test_nonQueued(self) -> None:
+        """The site's request class is called with the channel, and asked about once."""
+        calls = self.feedTwice(lambda original, calls: original)
+        self.assertEqual(calls, [])
+        self.assertEqual(len(self.asked), 1)
+
+    def test_queued(self) -> None:
+        """A factory that is not INonQueuedRequestFactory gets the queue position, each time."""
+
+        class Queued:
+            def __init__(self, original: Any, calls: list[tuple[Any, ...]]) -> None:
+                self.original = original
+                self.calls = calls
+
+            def __call__(self, channel: Any, queued: int) -> Any:
+                self.calls.append((queued,))
+                return self.original(channel)
+
+            def __hash__(self) -> int:
+                return 0
+
+            def __eq__(self, other: object) -> bool:
+                return isinstance(other, Queued)
+
+        calls = self.feedTwice(Queued)
+        self.assertEqual(calls, [(0,), (0,)])
+        self.assertEqual(len(self.asked), 1)
+
+    def test_unhashable(self) -> None:
+        """An unhashable factory works, and is asked about every time."""
+
+        class Unhashable:
+            __hash__ = None  # type: ignore[assignment]
+
+            def __init__(self, original: Any, calls: list[tuple[Any, ...]]) -> None:
+                self.original = original
+                self.calls = calls
+
+            def __call__(self, channel: Any, queued: int) -> Any:
+                self.calls.append((queued,))
+                return self.original(channel)
+
+        calls = self.feedTwice(Unhashable)
+        self.assertEqual(calls, [(0,), (0,)])
+        self.assertEqual(len(self.asked), 2)
+
+
 class ParseHeadTests(SynchronousTestCase):
     """
     L{_httpfast.parseHead} takes only requests twisted.web accepts, and parses them as
