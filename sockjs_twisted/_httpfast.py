@@ -56,10 +56,37 @@ _TOKEN = b"-!#$%&'*+.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqr
 _VISIBLE = bytes(range(0x21, 0x7F))
 _HEAD_BYTES = b"\t\r\n" + bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100))
 
-# Raw header names as sent, canonicalised by twisted.web's own encoder; bounded, like
-# the encoder's cache, against clients inventing names.
-_names: dict[bytes, bytes] = {}
 _MAX_NAMES = 1000
+
+
+def _twistedNames() -> Optional[dict[Any, bytes]]:
+    """
+    twisted.web's own cache of canonical header names (raw name to canonical name), if
+    its name encoder keeps one this module can read as its own: a dict holding only
+    names that are tokens (the encoder refuses the others), bounded by the encoder.
+    """
+    cache = getattr(_nameEncoder, "_canonicalHeaderCache", None)
+    if type(cache) is not dict:
+        return None
+    try:
+        _nameEncoder.encode(b"not a token")
+    except ValueError:
+        pass
+    else:
+        return None  # it takes any name: its cache may hold what parseHead refuses
+    if _nameEncoder.encode(b"content-length") != b"Content-Length":
+        return None
+    if cache.get(b"content-length") != b"Content-Length":
+        return None
+    return cache
+
+
+# Raw header names as sent, canonicalised by twisted.web's own encoder: its own cache
+# where it has one that fits, else one of this module's, bounded (like the encoder's)
+# against clients inventing names.
+_ownNames: dict[Any, bytes] = {}
+_twistedCache = _twistedNames() if _nameEncoder is not None else None
+_names: dict[Any, bytes] = _ownNames if _twistedCache is None else _twistedCache
 
 # (method, target, version, headers as Headers._rawHeaders holds them, body length,
 # offset of the body)
@@ -67,9 +94,10 @@ Head = tuple[bytes, bytes, bytes, dict[bytes, list[bytes]], int, int]
 
 
 def _canonical(name: bytes) -> bytes:
+    # (Twisted's encoder keeps the name in its cache itself.)
     canonical: bytes = _nameEncoder.encode(name)
-    if len(_names) < _MAX_NAMES:
-        _names[name] = canonical
+    if _names is _ownNames and len(_ownNames) < _MAX_NAMES:
+        _ownNames[name] = canonical
     return canonical
 
 

@@ -642,6 +642,54 @@ class FastPathTakenTests(SynchronousTestCase):
         self.assertEqual(len(self.lines), 4)
 
 
+class NamesTests(SynchronousTestCase):
+    """
+    Header names are canonicalised through twisted.web's own cache where it fits.
+    """
+
+    def test_twistedCache(self) -> None:
+        """With the installed Twisted, the names parseHead looks up are twisted.web's cache."""
+        from twisted.web.http_headers import _nameEncoder
+
+        self.assertIs(_httpfast._names, _nameEncoder._canonicalHeaderCache)
+        _httpfast.parseHead(XHR.replace(b"Host", b"X-Names-Test"), 1000, 1000, 10)
+        self.assertEqual(_nameEncoder._canonicalHeaderCache[b"X-Names-Test"], b"X-Names-Test")
+
+    def test_encoderWithoutCache(self) -> None:
+        """An encoder without a cache of its own gives none."""
+
+        class NoCache:
+            def encode(self, name: bytes) -> bytes:
+                return name.title()
+
+        self.patch(_httpfast, "_nameEncoder", NoCache())
+        self.assertIsNone(_httpfast._twistedNames())
+
+    def test_encoderTakingAnything(self) -> None:
+        """An encoder that does not refuse names that are not tokens gives no cache."""
+
+        class Lax:
+            def __init__(self) -> None:
+                self._canonicalHeaderCache: dict[bytes, bytes] = {}
+
+            def encode(self, name: bytes) -> bytes:
+                self._canonicalHeaderCache[name] = name.title()
+                return name.title()
+
+        self.patch(_httpfast, "_nameEncoder", Lax())
+        self.assertIsNone(_httpfast._twistedNames())
+
+    def test_ownNames(self) -> None:
+        """Without Twisted's cache, names are kept in the module's own, bounded."""
+        own: dict[bytes, bytes] = {}
+        self.patch(_httpfast, "_ownNames", own)
+        self.patch(_httpfast, "_names", own)
+        self.patch(_httpfast, "_MAX_NAMES", 2)
+        for name in (b"a-b", b"c-d", b"e-f"):
+            self.assertEqual(_httpfast._canonical(name), name.title())
+        self.assertEqual(own, {b"a-b": b"A-B", b"c-d": b"C-D"})
+
+
 class RequestFactoryTests(SynchronousTestCase):
     """
     The channel's request factory is called as twisted.web calls it: with the channel
