@@ -451,13 +451,11 @@ class ConnectionInfoTests(SynchronousTestCase):
                 {"host": "a", "user-agent": "u", "x-real-ip": "1.2.3.4", "dnt": "1"},
             )
 
-    def test_namesCacheBounded(self) -> None:
-        """However many header names clients invent, at most 1000 are remembered."""
+    def test_exposedNamesConstant(self) -> None:
+        """The exposed names are known by twisted.web's canonical names, one each, nothing learnt from clients."""
+        from sockjs_twisted._session import EXPOSED_HEADERS
         from sockjs_twisted._transports import _http
 
-        self.patch(_http, "_exposedNames", {})
-        for i in range(2500):
-            self.assertIsNone(_http._exposedName(b"X-Made-Up-%d" % (i,)))
-        self.assertLessEqual(len(_http._exposedNames), 1000)
-        self.assertEqual(_http._exposedName(b"X-FORWARDED-FOR"), "x-forwarded-for")
-        self.assertEqual(_http._exposedNames[b"X-FORWARDED-FOR"], "x-forwarded-for")
+        self.assertEqual(sorted(_http._EXPOSED_NAMES.values()), sorted(EXPOSED_HEADERS))
+        self.assertEqual(_http._EXPOSED_NAMES[b"DNT"], "dnt")
+        self.assertEqual(_http._EXPOSED_NAMES[b"X-Forwarded-For"], "x-forwarded-for")

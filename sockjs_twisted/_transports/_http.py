@@ -13,6 +13,7 @@ from urllib.parse import unquote_to_bytes
 from twisted.internet.interfaces import IPushProducer
 from twisted.python.failure import Failure
 from twisted.web.http import datetimeToString
+from twisted.web.http_headers import Headers
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
@@ -227,9 +228,7 @@ def connectionInfo(request: IRequest) -> ConnectionInfo:
     headers: dict[str, str] = {}
     # One pass over the few headers the request has, not a look-up per exposed name.
     for rawName, values in request.requestHeaders.getAllRawHeaders():
-        name = _exposedNames.get(rawName, "")
-        if name == "":
-            name = _exposedName(rawName)
+        name = _EXPOSED_NAMES.get(rawName)
         if name is not None and values:
             headers[name] = values[-1].decode("latin-1")
     return ConnectionInfo(
@@ -240,18 +239,21 @@ def connectionInfo(request: IRequest) -> ConnectionInfo:
     )
 
 
-# Request header names as they arrive to the exposed name (lower case), or None.
-_exposedNames: dict[bytes, Optional[str]] = {}
+def _exposedNames() -> dict[bytes, str]:
+    """
+    The exposed header names (lower case) by the names C{getAllRawHeaders} gives for
+    them: twisted.web's canonical form, whatever spelling the client sent.
+    """
+    names = {}
+    for name in _EXPOSED:
+        headers = Headers()
+        headers.addRawHeader(name.encode("ascii"), b"")
+        for rawName, _ in headers.getAllRawHeaders():
+            names[rawName] = name
+    return names
 
 
-def _exposedName(rawName: bytes) -> Optional[str]:
-    name = rawName.decode("latin-1").lower()
-    exposed = name if name in _EXPOSED else None
-    if len(_exposedNames) >= 1000:
-        # Names are the client's to choose: the cache stays small.
-        _exposedNames.clear()
-    _exposedNames[rawName] = exposed
-    return exposed
+_EXPOSED_NAMES = _exposedNames()
 
 
 class TransportResource(Resource):
