@@ -43,6 +43,8 @@ from twisted.web.http import Request as HTTPRequest
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import INonQueuedRequestFactory
 
+from ._leanweb import LeanRequest
+
 try:
     from twisted.web.http_headers import _nameEncoder
 except ImportError:  # an older Twisted: twisted.web's parser alone
@@ -272,7 +274,7 @@ def receive(channel: Any, data: bytes) -> bool:
                 # without Expect, from the headers parseHead has found.
                 channel._inHead = False
                 if not channel._refuseHost(raw.get(b"Host")):
-                    if b"Cookie" in raw or type(request).parseCookies is not _parseCookies:
+                    if b"Cookie" in raw or type(request).parseCookies not in _COOKIES_ONLY:
                         request.parseCookies()
                     if b"Connection" in raw:
                         channel.persistent = channel.checkPersistence(request, version)
@@ -340,7 +342,9 @@ _CHECK_PERSISTENCE = (
     (b"Connection", b" ", b"HTTP/1.1", b"close"),
 )
 
-_parseCookies = HTTPRequest.parseCookies
+# parseCookies methods that do nothing for a request without a Cookie header, so that
+# this module's look for one is the only one.
+_COOKIES_ONLY = (HTTPRequest.parseCookies, LeanRequest.parseCookies)
 
 # Channel classes: may allHeadersReceived be done inline?
 _inlineHeaders: dict[type, bool] = {}

@@ -690,6 +690,37 @@ class NamesTests(SynchronousTestCase):
         self.assertEqual(own, {b"a-b": b"A-B", b"c-d": b"C-D"})
 
 
+class CookieTests(SynchronousTestCase):
+    """
+    Cookies are parsed when there is a Cookie header, and a request's own parseCookies
+    is always called, as twisted.web calls it.
+    """
+
+    GET = b"GET /rec/a HTTP/1.1\r\nHost: a\r\n%s\r\n"
+
+    def test_cookies(self) -> None:
+        """A lean request has its cookies parsed if it has a Cookie header, none if not."""
+        run = Run(True)
+        run.feed([self.GET % b"Cookie: a=b\r\n" + self.GET % b""])
+        self.assertEqual([seen[6] for seen in run.recorder.seen], [{b"a": b"b"}, {}])
+
+    def test_ownParseCookies(self) -> None:
+        """A request class with a parseCookies of its own has it called for every request."""
+        run = Run(True)
+        calls: list[bool] = []
+        original = run.channel.requestFactory
+
+        class Own(original):  # type: ignore[valid-type,misc]
+            def parseCookies(self) -> None:
+                calls.append(b"Cookie" in self.requestHeaders._rawHeaders)
+                super().parseCookies()
+
+        run.channel.requestFactory = Own
+        run.feed([self.GET % b"Cookie: a=b\r\n" + self.GET % b""])
+        self.assertEqual(calls, [True, False])
+        self.assertEqual([seen[6] for seen in run.recorder.seen], [{b"a": b"b"}, {}])
+
+
 class RequestFactoryTests(SynchronousTestCase):
     """
     The channel's request factory is called as twisted.web calls it: with the channel
