@@ -195,14 +195,13 @@ _leanChannels: dict[type, bool] = {}
 def _leanChannel(channelType: type) -> bool:
     """
     Does C{channelType} write headers as twisted.web's HTTP/1.1 channel does (so that
-    they may be written as bytes through its C{write})?  An HTTP/2 stream does not.
+    they may be written as bytes through its C{write})?  An HTTP/2 stream does not.  The
+    answer is kept in L{_leanChannels}.
     """
-    lean = _leanChannels.get(channelType)
-    if lean is None:
-        lean = _leanChannels[channelType] = (
-            issubclass(channelType, HTTPChannel)
-            and getattr(channelType, "writeHeaders", None) is HTTPChannel.writeHeaders
-        )
+    lean = _leanChannels[channelType] = (
+        issubclass(channelType, HTTPChannel)
+        and getattr(channelType, "writeHeaders", None) is HTTPChannel.writeHeaders
+    )
     return lean
 
 
@@ -361,18 +360,7 @@ class LeanRequest(server.Request):
                         self.channel.write(data)
                 return
         elif self._leanHead():
-            out = self._head()
-            if self.method == b"HEAD" or self.code in NO_BODY_CODES:
-                # As twisted.web does: no body, whatever is written after.
-                self.write = _ignore  # type: ignore[method-assign]
-            else:
-                self.sentLength = len(data)
-                if data:
-                    if self.chunked:
-                        out += b"%x\r\n%s\r\n" % (len(data), data)
-                    else:
-                        out += data
-            self.channel.write(out)
+            self.channel.write(self._leanFirst(data, False))
             return
         server.Request.write(self, data)
 
@@ -385,20 +373,29 @@ class LeanRequest(server.Request):
             self.write(data)
             self.finish()
             return
+        self.channel.write(self._leanFirst(data, True))
+        self._finished()
+
+    def _leanFirst(self, data: bytes, last: bool) -> bytes:
+        """
+        What the first C{write(data)} of twisted.web's request (and, if C{last}, the
+        C{finish} after it) writes: the status line and headers (see L{_head}), then
+        C{data} as the body, and with C{last} the end of a chunked body.
+        """
         out = self._head()
         if self.method == b"HEAD" or self.code in NO_BODY_CODES:
+            # As twisted.web does: no body, whatever is written after.
             self.write = _ignore  # type: ignore[method-assign]
-        elif self.chunked:
+            return out
+        self.sentLength = len(data)
+        if self.chunked:
             if data:
-                out += b"%x\r\n%s\r\n0\r\n\r\n" % (len(data), data)
-            else:
+                out += b"%x\r\n%s\r\n" % (len(data), data)
+            if last:
                 out += b"0\r\n\r\n"
-            self.sentLength = len(data)
         else:
             out += data
-            self.sentLength = len(data)
-        self.channel.write(out)
-        self._finished()
+        return out
 
     def _leanHead(self) -> bool:
         """
@@ -406,13 +403,11 @@ class LeanRequest(server.Request):
         them?  Not with an encoder, for a faked HEAD, a finished or lost request, or on
         a channel that writes headers its own way.
         """
-        return (
-            self._encoder is None
-            and not self._inFakeHead
-            and not self.finished
-            and not self._disconnected
-            and (_leanChannels.get(type(self.channel)) or _leanChannel(type(self.channel)))
-        )
+        if self._encoder is not None or self._inFakeHead or self.finished or self._disconnected:
+            return False
+        channelType = type(self.channel)
+        lean = _leanChannels.get(channelType)
+        return _leanChannel(channelType) if lean is None else lean
 
     def _head(self) -> bytes:
         """
