@@ -283,16 +283,16 @@ def receive(channel: Any, data: bytes) -> bool:
                     request.gotLength(length)
             else:
                 channel.allHeadersReceived()
-            if channel.length == 0:
+            whole = channel.length == 0
+            if whole:
                 channel.allContentReceived()
-                transport = channel.transport
-                if transport and transport.disconnecting:
-                    return True
             else:
                 channel.setRawMode()
-                transport = channel.transport
-                if transport and transport.disconnecting:
-                    return True
+            # Where LineReceiver stops, the line that ends the head handled.
+            transport = channel.transport
+            if transport and transport.disconnecting:
+                return True
+            if not whole:
                 rest = channel._buffer
                 if not rest:
                     break  # refused: the refusal has discarded it
@@ -392,15 +392,16 @@ def _twistedFits() -> bool:
         "length",
         "maxHeaders",
         "requests",
-        "_dataBuffer",
-        "_handlingRequest",
         "_finishRequestBody",
         "allHeadersReceived",
         "allContentReceived",
-        "rawDataReceived",
         "setRawMode",
     )
-    return all(hasattr(channel, name) for name in needed)
+    # The request line's parts, which receive sets where allContentReceived reads them.
+    read = HTTPChannel.allContentReceived.__code__.co_names
+    return all(hasattr(channel, name) for name in needed) and all(
+        name in read for name in ("_command", "_path", "_version")
+    )
 
 
 SUPPORTED: bool = _twistedFits()

@@ -958,6 +958,16 @@ class FallbackTests(SynchronousTestCase):
         self.patch(HTTPChannel, "_HTTPChannel__first_line", 0)
         self.assertFalse(_httpfast._twistedFits())
 
+    def test_requestLineReadOtherwise(self) -> None:
+        """A channel whose allContentReceived does not read the request line where receive puts it is not supported."""
+
+        def allContentReceived(self: Any) -> None:
+            pass
+
+        self.assertTrue(_httpfast._twistedFits())
+        self.patch(HTTPChannel, "allContentReceived", allContentReceived)
+        self.assertFalse(_httpfast._twistedFits())
+
     def test_inlineHeaders(self) -> None:
         """
         C{allHeadersReceived} is done inline for L{_SockJSChannel} over the twisted.web
