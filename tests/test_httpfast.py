@@ -761,16 +761,8 @@ class RequestFactoryTests(SynchronousTestCase):
     def test_queued(self) -> None:
         """A factory that is not INonQueuedRequestFactory gets the queue position, each time."""
 
-        class Queued:
-            def __init__(self, original: Any, calls: list[tuple[Any, ...]]) -> None:
-                self.original = original
-                self.calls = calls
-
-            def __call__(self, channel: Any, queued: int) -> Any:
-                self.calls.append((queued,))
-                return self.original(channel)
-
-            def __hash__(self) -> int:
+        class Queued(QueuedFactory):
+            def __hash__(self) -> int:  # type: ignore[override]
                 return 0
 
             def __eq__(self, other: object) -> bool:
@@ -782,21 +774,26 @@ class RequestFactoryTests(SynchronousTestCase):
 
     def test_unhashable(self) -> None:
         """An unhashable factory works, and is asked about every time."""
-
-        class Unhashable:
-            __hash__ = None  # type: ignore[assignment]
-
-            def __init__(self, original: Any, calls: list[tuple[Any, ...]]) -> None:
-                self.original = original
-                self.calls = calls
-
-            def __call__(self, channel: Any, queued: int) -> Any:
-                self.calls.append((queued,))
-                return self.original(channel)
-
-        calls = self.feedTwice(Unhashable)
+        calls = self.feedTwice(QueuedFactory)
         self.assertEqual(calls, [(0,), (0,)])
         self.assertEqual(len(self.asked), 2)
+
+
+class QueuedFactory:
+    """
+    A request factory that is not an INonQueuedRequestFactory (and not hashable):
+    records the queue position it is called with, and makes C{original}'s request.
+    """
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, original: Any, calls: list[tuple[Any, ...]]) -> None:
+        self.original = original
+        self.calls = calls
+
+    def __call__(self, channel: Any, queued: int) -> Any:
+        self.calls.append((queued,))
+        return self.original(channel)
 
 
 class ParseHeadTests(SynchronousTestCase):
