@@ -47,15 +47,12 @@ and ``getPeer`` makes its address object once (twisted.web, Autobahn and the ses
 each ask for it); ``setTcpNoDelay`` calls ``setsockopt`` only to change the option
 (twisted.web's channel turns it on, then the websocket asks for it again).
 
-Reads ask the kernel for 16 KiB, where Twisted asks for its ``bufferSize`` (64 KiB): a
-read that fills 16 KiB asks for ``bufferSize`` next, until a read fits in 16 KiB again.
-PyPy counts the whole buffer of a read against its young generation, so at a low rate
-(one websocket message per read) Twisted's 64 KiB cost a minor collection every 18
-messages or so.
-
-On PyPy, reads go instead into one buffer shared by all connections (of ``bufferSize``,
-64 KiB) and only what was read is copied out: no read costs PyPy's nursery more than
-its bytes (on CPython ``recv`` is as cheap, and stays).
+On PyPy, reads go into one buffer per reactor (of Twisted's ``bufferSize``, 64 KiB) and
+only what was read is copied out.  PyPy's ``recv(n)`` makes an ``n``-byte string in its
+young generation before it knows how much comes: each read of Twisted's cost 64 KiB of
+it, a minor collection for every 18 websocket messages or so at 1000 messages per
+second, one every 5 set-ups of a websocket session.  (On CPython ``recv`` is as cheap as
+``recv_into`` and a copy, or cheaper, and stays.)
 
 Only connections whose transport is exactly :class:`twisted.internet.tcp.Server` are
 switched (their class becomes a subclass of it, the same object stays): TLS, wrapped and
@@ -111,13 +108,6 @@ _log = Logger()
 # One for every connection closed here, as Twisted's reactor has one for those it closes.
 _CONNECTION_DONE = Failure(ConnectionDone())
 
-# What a read asks the kernel for, until a read fills it (then Twisted's bufferSize, 64
-# KiB, until a read fits in this again).  A websocket message or an HTTP request mostly
-# fits, and PyPy counts a read's whole buffer against its nursery: reading 64 KiB for each
-# message of a websocket at 1000 messages per second cost a minor collection every 18
-# messages or so, and one every 50 or so with 16 KiB.
-_SMALL_READ = 16 * 1024
-
 
 def _looksAsExpected() -> bool:
     """
@@ -136,11 +126,8 @@ def _looksAsExpected() -> bool:
 
 _SUPPORTED = _looksAsExpected()
 
-
-# The buffer every read goes into before what was read is copied out (see the module's
-# docstring); its size is Twisted's default bufferSize.
+# The size of the buffer reads go into on PyPy: Twisted's bufferSize.
 _READ_SIZE = 2**16
-_readBuffer = memoryview(bytearray(_READ_SIZE))
 
 
 def supported() -> bool:
@@ -153,12 +140,14 @@ def supported() -> bool:
 class _Flusher:
     """
     The connections of one reactor written to during its current iteration, sent at its
-    end by one C{callLater(0)}.
+    end by one C{callLater(0)}; and the buffer they read into on PyPy.
     """
 
     def __init__(self, reactor: IReactorTime) -> None:
         self._reactor = reactor
         self._pending: list[_WriteThroughServer] = []
+        # What this reactor's connections read into, on PyPy (see the module's docstring).
+        self.readBuffer = memoryview(bytearray(_READ_SIZE))
 
     def add(self, transport: _WriteThroughServer) -> None:
         if not self._pending:
@@ -200,42 +189,26 @@ class _WriteThroughServer(_Server):
     """
 
     _flusher: _Flusher
-    # Read through the shared buffer (PyPy; see the module's docstring).
+    # Read into the reactor's buffer (PyPy; see the module's docstring).
     _sharedReads = sys.implementation.name == "pypy"
     _queued = False
     _closeAtFlush = False
     _hostAddress: Optional[IAddress] = None
     _peerAddress: Optional[IAddress] = None
     _noDelay: Optional[bool] = None
-    _readSize = _SMALL_READ
 
     def doRead(self) -> Optional[Union[ConnectionLost, ConnectionDone]]:
-        if self._sharedReads and self.bufferSize <= _READ_SIZE:
-            return self._readShared()
-        # Twisted's tcp.Connection.doRead, asking for _readSize bytes.
-        size = self._readSize
+        buffer = self._flusher.readBuffer
+        if not self._sharedReads or self.bufferSize > len(buffer):
+            return _Server.doRead(self)
+        # Twisted's tcp.Connection.doRead, reading into the reactor's buffer.
         try:
-            data = self.socket.recv(size)
+            size = self.socket.recv_into(buffer, self.bufferSize)
         except OSError as error:
             if error.args[0] == tcp.EWOULDBLOCK:
                 return None
             return main.CONNECTION_LOST
-        received = len(data)
-        if received == size:
-            self._readSize = self.bufferSize
-        elif size != _SMALL_READ and received <= _SMALL_READ:
-            self._readSize = _SMALL_READ
-        return self._dataReceived(data)
-
-    def _readShared(self) -> Optional[Union[ConnectionLost, ConnectionDone]]:
-        # Twisted's tcp.Connection.doRead, reading into the shared buffer.
-        try:
-            size = self.socket.recv_into(_readBuffer, self.bufferSize)
-        except OSError as error:
-            if error.args[0] == tcp.EWOULDBLOCK:
-                return None
-            return main.CONNECTION_LOST
-        return self._dataReceived(_readBuffer[:size].tobytes())
+        return self._dataReceived(buffer[:size].tobytes())
 
     def _canSend(self) -> bool:
         producer = self.producer

@@ -9,7 +9,6 @@ and with Twisted's transport left alone.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import socket
@@ -234,20 +233,15 @@ def buffered(transport: Any) -> int:
 
 class CountingSocket:
     """
-    A socket whose ``send`` calls, and the sizes ``recv`` is asked for, are recorded (test
-    double: everything else is the real socket's).
+    A socket whose ``send`` calls are recorded (test double: everything else is the
+    real socket's).
     """
 
     def __init__(self, real: socket.socket) -> None:
         self.real = real
         self.sent: list[bytes] = []
-        self.asked: list[int] = []
         self.names = 0
         self.options = 0
-
-    def recv(self, size: int) -> bytes:
-        self.asked.append(size)
-        return self.real.recv(size)
 
     def send(self, data: Any) -> int:
         self.sent.append(bytes(data))
@@ -714,7 +708,7 @@ class ReadingSocket:
 
 class SharedReadsTests(TestCase):
     """
-    Reads into the buffer shared by all connections (PyPy's way; forced on here)
+    Reads into the buffer of the reactor's connections (PyPy's way; forced on here)
     deliver what Twisted's own reads deliver.
     """
 
@@ -731,11 +725,11 @@ class SharedReadsTests(TestCase):
         return sock
 
     def test_pypyOnly(self) -> None:
-        """Reads go through the shared buffer on PyPy only."""
+        """Reads go into the reactor's buffer on PyPy only."""
         self.assertEqual(self.original, sys.implementation.name == "pypy")
 
     async def test_streamInOrder(self) -> None:
-        """Bytes sent faster than they are read, more than the shared buffer holds, arrive whole, in order, as bytes, one recv_into per read, and the client's close ends the connection cleanly."""
+        """Bytes sent faster than they are read, more than the reactor's buffer holds, arrive whole, in order, as bytes, one recv_into per read, and the client's close ends the connection cleanly."""
         (pair,) = await connect(self)
         sock = self.counted(pair)
         types: set[type] = set()
@@ -761,7 +755,7 @@ class SharedReadsTests(TestCase):
         self.assertEqual(bytes(second.server.received), b"b" * 10)
 
     async def test_largerBufferSize(self) -> None:
-        """A connection whose bufferSize is larger than the shared buffer reads with recv."""
+        """A connection whose bufferSize is larger than the reactor's buffer reads with recv."""
         (pair,) = await connect(self)
         sock = self.counted(pair)
         pair.transport.bufferSize = 2**17
@@ -771,7 +765,7 @@ class SharedReadsTests(TestCase):
         self.assertGreater(sock.recvs, 0)
 
     async def test_smallerBufferSize(self) -> None:
-        """A connection whose bufferSize is smaller reads into the shared buffer, no more than bufferSize at a time."""
+        """A connection whose bufferSize is smaller reads into the reactor's buffer, no more than bufferSize at a time."""
         (pair,) = await connect(self)
         sock = self.counted(pair)
         pair.transport.bufferSize = 1000
@@ -999,79 +993,3 @@ class SiteTests(TestCase):
         self.assertIs(type(channel.transport.transport), tcp.Server)
         answer.transport.loseConnection()  # type: ignore[union-attr]
         await answer.lost
-
-
-class FailingSocket:
-    """
-    A socket whose C{recv} raises C{error}, or returns C{b""} if it is C{None}.
-    """
-
-    def __init__(self, error: Optional[OSError]) -> None:
-        self.error = error
-
-    def recv(self, size: int) -> bytes:
-        if self.error is not None:
-            raise self.error
-        return b""
-
-
-class ReadSizeTests(TestCase):
-    """
-    A write-through connection asks the kernel for 16 KiB, and for Twisted's
-    C{bufferSize} after a read that filled that, until a small read comes again (where
-    it does not read into the shared buffer: CPython; see L{SharedReadsTests}).
-    """
-
-    timeout = 30
-
-    def setUp(self) -> None:
-        self.patch(_writethrough._WriteThroughServer, "_sharedReads", False)
-
-    async def test_smallReadsAskForLittle(self) -> None:
-        """A read of a few bytes asks for 16 KiB, not Twisted's 64 KiB."""
-        (pair,) = await connect(self)
-        counting = CountingSocket(pair.transport.socket)
-        pair.transport.socket = counting
-        pair.client.transport.write(b"hello")  # type: ignore[union-attr]
-        await until(lambda: bytes(pair.server.received) == b"hello")
-        self.assertEqual(counting.asked, [16 * 1024])
-
-    async def test_fullReadAsksForBufferSize(self) -> None:
-        """After a read that fills 16 KiB the next asks for bufferSize; a small one asks for 16 KiB again; every byte arrives in order."""
-        (pair,) = await connect(self)
-        counting = CountingSocket(pair.transport.socket)
-        pair.transport.socket = counting
-        burst = pattern(0, 300 * 1024)
-        pair.client.transport.write(burst)  # type: ignore[union-attr]
-        await until(lambda: len(pair.server.received) == len(burst))
-        self.assertEqual(bytes(pair.server.received), burst)
-        self.assertEqual(counting.asked[:2], [16 * 1024, pair.transport.bufferSize])
-        pair.client.transport.write(b"a")  # type: ignore[union-attr]
-        await until(lambda: len(pair.server.received) == len(burst) + 1)
-        pair.client.transport.write(b"b")  # type: ignore[union-attr]
-        await until(lambda: len(pair.server.received) == len(burst) + 2)
-        self.assertEqual(counting.asked[-1], 16 * 1024)
-        self.assertEqual(bytes(pair.server.received[-2:]), b"ab")
-
-    def readWith(self, sock: FailingSocket) -> Any:
-        """doRead of a write-through transport on C{sock}."""
-        real = socket.socket()
-        self.addCleanup(real.close)
-        server = tcp.Server(real, Protocol(), ("127.0.0.1", 1), None, 1, reactor)  # type: ignore[arg-type]
-        self.addCleanup(server.stopReading)
-        self.assertTrue(adopt(server))
-        server.socket = sock  # type: ignore[assignment]
-        return server.doRead()
-
-    def test_wouldBlock(self) -> None:
-        """A read that would block is nothing, as in Twisted's doRead."""
-        self.assertIsNone(self.readWith(FailingSocket(BlockingIOError(errno.EWOULDBLOCK, "x"))))
-
-    def test_readError(self) -> None:
-        """Any other error of the read loses the connection, as in Twisted's doRead."""
-        lost = self.readWith(FailingSocket(ConnectionResetError(errno.ECONNRESET, "x")))
-        self.assertIsInstance(lost, ConnectionLost)
-
-    def test_endOfStream(self) -> None:
-        """The peer's end of stream is a clean close, as in Twisted's doRead."""
-        self.assertIsInstance(self.readWith(FailingSocket(None)), ConnectionDone)
