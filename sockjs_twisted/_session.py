@@ -39,6 +39,10 @@ __all__ = [
 
 CONNECTING, OPEN, CLOSING, CLOSED = 0, 1, 2, 3
 
+# What a session holds from its client while nothing is held: one empty deque shared by
+# all sessions (it can hold nothing: maxlen 0); Session._hold makes the session its own.
+_NOTHING_HELD: deque[bytes] = deque(maxlen=0)
+
 GO_AWAY = (3000, "Go away!")
 ANOTHER_CONNECTION = (2010, "Another connection still open")
 INTERRUPTED = (1002, "Connection interrupted")
@@ -381,7 +385,9 @@ class Session:
         self._streamingProducer = False
         self._producerPaused = False
         self._pendingEnd: Optional[tuple[tuple[int, str], Failure]] = None
-        self._incoming: deque[bytes] = deque()
+        # The messages held while the protocol paused reading: no deque (some 600 bytes)
+        # until the first is held.
+        self._incoming: deque[bytes] = _NOTHING_HELD
         self._incomingBytes = 0
         self._readPaused = False
         self._delivering = False
@@ -636,6 +642,8 @@ class Session:
             factory.endBatch()
 
     def _hold(self, messages: list[bytes]) -> None:
+        if self._incoming is _NOTHING_HELD:
+            self._incoming = deque()
         self._incoming.extend(messages)
         self._incomingBytes += sum(len(m) for m in messages)
 
@@ -664,7 +672,7 @@ class Session:
 
     def _releaseReaders(self) -> None:
         if self.readyState != OPEN:
-            self._incoming.clear()
+            self._incoming = _NOTHING_HELD
             self._incomingBytes = 0
             call = self._drainCall
             if call is not None:

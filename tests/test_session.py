@@ -19,6 +19,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 import sockjs_twisted
+from sockjs_twisted import _session
 from sockjs_twisted._framing import decodeHTTPPayload, decodeWebSocketPayload
 from sockjs_twisted._options import SockJSOptions
 from sockjs_twisted._registry import SessionRegistry
@@ -966,6 +967,32 @@ class IncomingFlowTests(SessionTestCase):
         self.successResultOf(later)
         self.assertEqual(session.incomingBacklog, 0)
         self.assertEqual([decode(f) for f in sink.frames], ["o", ["1", "pause"], ["3", "4"]])
+
+    def test_holdsAgainAfterDraining(self) -> None:
+        """A session that held and delivered messages holds the next ones again, in order."""
+        session, sink = self.open()
+        protocol = self.userFactory.built[0]
+        session.messagesReceived([b"pause", b"2"])
+        protocol.transport.resumeProducing()
+        self.clock.advance(0)
+        waiting = session.messagesReceived([b"pause", b"4", b"5"])
+        self.assertEqual(session.incomingBacklog, 2)
+        protocol.transport.resumeProducing()
+        self.clock.advance(0)
+        self.assertEqual(protocol.received, [b"pause", b"2", b"pause", b"4", b"5"])
+        self.successResultOf(waiting)
+        self.assertEqual(session.incomingBacklog, 0)
+
+    def test_noHoldingQueueUntilNeeded(self) -> None:
+        """A session keeps no queue of its own for held messages until one is held, nor once it ended."""
+        session, sink = self.open()
+        session.messagesReceived([b"1"])
+        self.assertIs(session._incoming, _session._NOTHING_HELD)
+        session.messagesReceived([b"pause", b"held"])
+        self.assertIsNot(session._incoming, _session._NOTHING_HELD)
+        session.transport.loseConnection()
+        self.assertIs(session._incoming, _session._NOTHING_HELD)
+        self.assertEqual(len(_session._NOTHING_HELD), 0)
 
     def test_pausedAfterLastMessage(self) -> None:
         """A send whose last message paused the protocol is answered only on resume."""
