@@ -190,12 +190,14 @@ _MAX_FACTORIES = 100
 
 
 def _isNonQueued(factory: Any) -> bool:
-    nonQueued = bool(INonQueuedRequestFactory.providedBy(factory))
     try:
+        nonQueued = _nonQueued.get(factory)
+    except TypeError:  # not hashable: asked each time
+        return bool(INonQueuedRequestFactory.providedBy(factory))
+    if nonQueued is None:
+        nonQueued = bool(INonQueuedRequestFactory.providedBy(factory))
         if len(_nonQueued) < _MAX_FACTORIES:
             _nonQueued[factory] = nonQueued
-    except TypeError:
-        pass  # not hashable: asked each time
     return nonQueued
 
 
@@ -244,13 +246,7 @@ def receive(channel: Any, data: bytes) -> bool:
         while True:
             method, target, version, raw, length, end = head
             factory = channel.requestFactory
-            try:
-                nonQueued = _nonQueued.get(factory)
-            except TypeError:  # not hashable
-                nonQueued = None
-            if nonQueued is None:
-                nonQueued = _isNonQueued(factory)
-            if nonQueued:
+            if _isNonQueued(factory):
                 request = factory(channel)
             else:
                 request = factory(channel, len(channel.requests))

@@ -198,8 +198,10 @@ class _WriteThroughServer(_Server):
     _noDelay: Optional[bool] = None
 
     def doRead(self) -> Optional[Union[ConnectionLost, ConnectionDone]]:
+        if not self._sharedReads:
+            return _Server.doRead(self)
         buffer = self._flusher.readBuffer
-        if not self._sharedReads or self.bufferSize > len(buffer):
+        if self.bufferSize > len(buffer):
             return _Server.doRead(self)
         # Twisted's tcp.Connection.doRead, reading into the reactor's buffer.
         try:
